@@ -1,0 +1,29 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_v1 = [
+    path("", include("core.api.urls")),
+    path("", include("social.api.urls")),
+    path("", include("cameo.api.urls")),
+    path("", include("remix.api.urls")),
+    path("", include("generation.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+if settings.SERVE_MEDIA:
+    prefix = settings.MEDIA_URL.lstrip("/")
+    urlpatterns += [re_path(rf"^{prefix}(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})]
+
+handler400 = "core.errors.json_bad_request"
+handler403 = "core.errors.json_forbidden"
+handler404 = "core.errors.json_not_found"
+handler500 = "core.errors.json_server_error"

@@ -1,0 +1,12 @@
+"""WSGI entry point: the REST API served by a pre-forking server (gunicorn) in production."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+from config.env import load_dev_env
+
+load_dev_env()
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+application = get_wsgi_application()

@@ -1,0 +1,62 @@
+"""Checks that the services the app needs answer, with a message that names what is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import OperationalError, connection
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def check_database() -> ServiceStatus:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except OperationalError as exc:
+        return ServiceStatus("database", False, f"cannot reach the database at DATABASE_URL: {exc}".strip())
+    except Exception as exc:  # noqa: BLE001 - any failure means the database is down for us
+        return ServiceStatus("database", False, f"database error: {exc}")
+    return ServiceStatus("database", True)
+
+
+def check_vector_extension() -> ServiceStatus:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            available = cursor.fetchone() is not None
+    except Exception as exc:  # noqa: BLE001
+        return ServiceStatus("vector", False, f"cannot check for the vector extension: {exc}")
+    if not available:
+        return ServiceStatus(
+            "vector",
+            False,
+            "the database server lacks the pgvector extension (`vector`): install pgvector on the "
+            "PostgreSQL server (e.g. the postgresql-NN-pgvector package) and run migrations again.",
+        )
+    return ServiceStatus("vector", True)
+
+
+def check_broker(timeout: float | None = None) -> ServiceStatus:
+    from kombu import Connection
+
+    timeout = timeout if timeout is not None else settings.HEALTH_CHECK_TIMEOUT_S
+    try:
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+            if conn.transport_cls in ("redis", "rediss") or settings.CELERY_BROKER_URL.startswith("redis"):
+                conn.default_channel.client.ping()
+    except Exception as exc:  # noqa: BLE001
+        return ServiceStatus("broker", False, f"cannot reach the broker at CELERY_BROKER_URL: {exc}")
+    return ServiceStatus("broker", True)
+
+
+def verify_services() -> list[ServiceStatus]:
+    return [check_database(), check_vector_extension(), check_broker()]
