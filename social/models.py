@@ -1,6 +1,8 @@
 from datetime import date
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 
@@ -34,3 +36,109 @@ class User(AbstractUser):
         if self.birth_date is None:
             return True
         return age_on(self.birth_date, timezone.localdate()) < ADULT_AGE
+
+
+class PostStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    REMOVED = "removed", "Removed"
+
+
+def post_media_path(post: "Post", filename: str) -> str:
+    return f"posts/{post.author_id}/{filename}"
+
+
+class Post(models.Model):
+    """A generated video. Made as a draft by generation; published by its author.
+
+    `cameo_owner_ids`, `cameo_refs` and `ip_refs` are written by the higher apps (cameo, remix,
+    generation) when they create the post, so this app can decide visibility and render posts
+    without importing them: owners of cameos in a draft may see it.
+    """
+
+    author = models.ForeignKey(User, on_delete=models.CASCADE, related_name="posts")
+    status = models.CharField(max_length=12, choices=PostStatus.choices, default=PostStatus.DRAFT)
+    caption = models.CharField(max_length=2200, blank=True, default="")
+    prompt = models.TextField(blank=True, default="")
+    video = models.FileField(upload_to=post_media_path, max_length=300, blank=True)
+    poster = models.FileField(upload_to=post_media_path, max_length=300, blank=True)
+    duration_s = models.FloatField(default=0)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    size_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    remix_allowed = models.BooleanField(default=True)
+    remix_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="remixes"
+    )
+    root = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="descendants"
+    )
+    depth = models.PositiveIntegerField(default=0)
+    like_count = models.PositiveIntegerField(default=0)
+    comment_count = models.PositiveIntegerField(default=0)
+    remix_count = models.PositiveIntegerField(default=0)
+    view_count = models.PositiveIntegerField(default=0)
+    content_id = models.UUIDField(null=True, blank=True, unique=True)
+    provider = models.CharField(max_length=64, blank=True, default="")
+    cameo_owner_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    cameo_refs = models.JSONField(default=list, blank=True)
+    ip_refs = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["author", "status", "-created_at"], name="post_author_status_idx"),
+            models.Index(fields=["status", "-published_at", "-id"], name="post_published_idx"),
+            GinIndex(fields=["cameo_owner_ids"], name="post_cameo_owners_gin"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["draft", "published", "removed"]), name="post_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="draft")
+                | models.Q(published_at__isnull=False)
+                | models.Q(status="removed"),
+                name="post_published_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"post {self.pk} by {self.author_id} ({self.status})"
+
+
+class Follow(models.Model):
+    follower = models.ForeignKey(User, on_delete=models.CASCADE, related_name="following_edges")
+    followee = models.ForeignKey(User, on_delete=models.CASCADE, related_name="follower_edges")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["follower", "followee"], name="follow_unique"),
+            models.CheckConstraint(
+                condition=~models.Q(follower=models.F("followee")), name="follow_not_self"
+            ),
+        ]
+        indexes = [models.Index(fields=["followee", "-created_at"], name="follow_followee_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.follower_id} follows {self.followee_id}"
+
+
+class Block(models.Model):
+    """A block works both ways: neither side sees the other or may use the other's cameo."""
+
+    blocker = models.ForeignKey(User, on_delete=models.CASCADE, related_name="blocks_made")
+    blocked = models.ForeignKey(User, on_delete=models.CASCADE, related_name="blocks_received")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["blocker", "blocked"], name="block_unique"),
+            models.CheckConstraint(condition=~models.Q(blocker=models.F("blocked")), name="block_not_self"),
+        ]
+        indexes = [models.Index(fields=["blocked"], name="block_blocked_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.blocker_id} blocks {self.blocked_id}"

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Q
 
-from social.models import User
+from social.models import Block, Follow, User
 
 # Generation registers how many jobs a user started today; until it does, nobody has used any.
 _usage_counters: list[Callable[[User], int]] = []
@@ -32,3 +33,23 @@ def quota_for(*, user: User) -> Quota:
 
 def get_active_user(*, username: str) -> User | None:
     return User.objects.filter(username__iexact=username, is_active=True).first()
+
+
+def is_blocked_either_way(*, user_id: int, other_id: int) -> bool:
+    return Block.objects.filter(
+        Q(blocker_id=user_id, blocked_id=other_id) | Q(blocker_id=other_id, blocked_id=user_id)
+    ).exists()
+
+
+def follows(*, follower_id: int, followee_id: int) -> bool:
+    return Follow.objects.filter(follower_id=follower_id, followee_id=followee_id).exists()
+
+
+def are_mutuals(*, user_id: int, other_id: int) -> bool:
+    """Each follows the other."""
+    return (
+        Follow.objects.filter(
+            Q(follower_id=user_id, followee_id=other_id) | Q(follower_id=other_id, followee_id=user_id)
+        ).count()
+        == 2
+    )
