@@ -24,6 +24,11 @@ class User(AbstractUser):
     bio = models.CharField(max_length=500, blank=True, default="")
     birth_date = models.DateField(null=True, blank=True)
     tier = models.CharField(max_length=8, choices=Tier.choices, default=Tier.FREE)
+    # Denormalised counters, changed only by F() updates in social.services so concurrent writers
+    # never lose an update.
+    followers_count = models.PositiveIntegerField(default=0)
+    following_count = models.PositiveIntegerField(default=0)
+    posts_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -91,6 +96,11 @@ class Post(models.Model):
             models.Index(fields=["author", "status", "-created_at"], name="post_author_status_idx"),
             models.Index(fields=["status", "-published_at", "-id"], name="post_published_idx"),
             GinIndex(fields=["cameo_owner_ids"], name="post_cameo_owners_gin"),
+            models.Index(
+                fields=["author", "-published_at", "-id"],
+                name="post_author_published_idx",
+                condition=models.Q(status="published"),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -142,3 +152,102 @@ class Block(models.Model):
 
     def __str__(self) -> str:
         return f"{self.blocker_id} blocks {self.blocked_id}"
+
+
+class Like(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="likes")
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="likes")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "post"], name="like_unique")]
+        indexes = [models.Index(fields=["user", "-created_at"], name="like_user_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} likes {self.post_id}"
+
+
+class Comment(models.Model):
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(User, on_delete=models.CASCADE, related_name="comments")
+    text = models.CharField(max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["post", "-id"], name="comment_post_idx")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on {self.post_id}"
+
+
+class ReportStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACTIONED = "actioned", "Taken down"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class Report(models.Model):
+    """A viewer's report of a post; staff work through the open ones in the admin."""
+
+    reporter = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reports_made")
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="reports")
+    reason = models.CharField(max_length=500)
+    status = models.CharField(max_length=12, choices=ReportStatus.choices, default=ReportStatus.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports_resolved"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reporter", "post"], name="report_once_per_post"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "actioned", "dismissed"]), name="report_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="report_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"report {self.pk} on {self.post_id} ({self.status})"
+
+
+class PostView(models.Model):
+    """One row per viewer, post and day: a view is counted once per viewer per post per day."""
+
+    viewer = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    watched_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["viewer", "post", "day"], name="view_once_a_day")]
+
+    def __str__(self) -> str:
+        return f"{self.viewer_id} viewed {self.post_id} on {self.day}"
+
+
+class NotificationKind(models.TextChoices):
+    FOLLOW = "follow", "New follower"
+    LIKE = "like", "Like"
+    COMMENT = "comment", "Comment"
+    REMIX = "remix", "Remix of your post"
+    CAMEO_APPEARANCE = "cameo_appearance", "Your cameo appears in a draft"
+    CAMEO_PUBLISHED = "cameo_published", "A post with your cameo was published"
+    GENERATION_FINISHED = "generation_finished", "Generation finished"
+
+
+class Notification(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    post = models.ForeignKey(Post, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-id"], name="notification_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user_id}"
