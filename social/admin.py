@@ -1,7 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.urls import reverse
+from django.utils.html import format_html
 
-from social.models import User
+from social import services
+from social.models import Post, Report, User
 
 
 @admin.register(User)
@@ -10,3 +13,62 @@ class UserAdmin(DjangoUserAdmin):
         ("Profile", {"fields": ("display_name", "bio", "birth_date", "tier")}),
     )
     list_display = ("username", "display_name", "tier", "is_staff", "date_joined")
+    readonly_fields = ("followers_count", "following_count", "posts_count")
+
+
+@admin.register(Post)
+class PostAdmin(admin.ModelAdmin):
+    list_display = ("id", "author", "status", "caption", "like_count", "view_count", "created_at")
+    list_filter = ("status",)
+    search_fields = ("caption", "prompt", "author__username")
+    raw_id_fields = ("author", "remix_of", "root")
+    readonly_fields = (
+        "like_count",
+        "comment_count",
+        "remix_count",
+        "view_count",
+        "created_at",
+        "published_at",
+    )
+    actions = ["take_down"]
+
+    @admin.action(description="Take down the selected posts")
+    def take_down(self, request, queryset):
+        for post in queryset:
+            services.take_down_post(actor=request.user, post=post)
+        self.message_user(request, f"{queryset.count()} post(s) taken down.", messages.SUCCESS)
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    """The moderation queue: open reports oldest first; take down the post or dismiss the report."""
+
+    list_display = ("id", "post_link", "post_status", "reporter", "reason", "status", "created_at")
+    list_filter = ("status",)
+    search_fields = ("reason", "reporter__username", "post__caption")
+    list_select_related = ("post", "reporter")
+    raw_id_fields = ("reporter", "post", "resolved_by")
+    readonly_fields = ("resolved_at", "resolved_by", "created_at")
+    ordering = ("status", "created_at")
+    actions = ["take_down_reported_posts", "dismiss"]
+
+    @admin.display(description="post")
+    def post_link(self, report):
+        url = reverse("admin:social_post_change", args=[report.post_id])
+        return format_html('<a href="{}">post {}</a>', url, report.post_id)
+
+    @admin.display(description="post status")
+    def post_status(self, report):
+        return report.post.status
+
+    @admin.action(description="Take down the reported posts")
+    def take_down_reported_posts(self, request, queryset):
+        posts = Post.objects.filter(pk__in=queryset.values("post_id"))
+        for post in posts:
+            services.take_down_post(actor=request.user, post=post)
+        self.message_user(request, f"{len(posts)} post(s) taken down.", messages.SUCCESS)
+
+    @admin.action(description="Dismiss the selected reports")
+    def dismiss(self, request, queryset):
+        count = services.dismiss_reports(actor=request.user, reports=list(queryset))
+        self.message_user(request, f"{count} report(s) dismissed.", messages.SUCCESS)

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 
-from social.models import Block, Follow, User
+from core.errors import Forbidden, NotFound
+from social.models import Block, Comment, Follow, Like, Notification, Post, PostStatus, User
 
 # Generation registers how many jobs a user started today; until it does, nobody has used any.
 _usage_counters: list[Callable[[User], int]] = []
@@ -53,3 +54,94 @@ def are_mutuals(*, user_id: int, other_id: int) -> bool:
         ).count()
         == 2
     )
+
+
+def blocked_user_ids(*, viewer_id: int):
+    """A subquery of everyone on either side of a block with the viewer."""
+    return (
+        Block.objects.filter(blocker_id=viewer_id)
+        .values("blocked_id")
+        .union(Block.objects.filter(blocked_id=viewer_id).values("blocker_id"))
+    )
+
+
+def _not_blocked(viewer_id: int, field: str = "author_id") -> Q:
+    return ~Q(**{f"{field}__in": Block.objects.filter(blocker_id=viewer_id).values("blocked_id")}) & ~Q(
+        **{f"{field}__in": Block.objects.filter(blocked_id=viewer_id).values("blocker_id")}
+    )
+
+
+def visible_posts(*, viewer: User | None, annotate_viewer: bool = True) -> QuerySet[Post]:
+    """The one place that decides who sees which post.
+
+    - published: everyone, except across a block with the author;
+    - draft: its author, and owners of cameos in it (`cameo_owner_ids`) unless blocked;
+    - removed: its author only.
+    Rows carry the author (select_related) and `liked_by_me`, so rendering a page costs no more
+    queries whatever its size.
+    """
+    posts = Post.objects.select_related("author")
+    if viewer is None or not viewer.is_authenticated:
+        return posts.filter(status=PostStatus.PUBLISHED).annotate(liked_by_me=Value(False))
+    others = (
+        Q(status=PostStatus.PUBLISHED) | Q(status=PostStatus.DRAFT, cameo_owner_ids__contains=[viewer.pk])
+    ) & (_not_blocked(viewer.pk))
+    posts = posts.filter(Q(author_id=viewer.pk) | others)
+    if annotate_viewer:
+        posts = posts.annotate(
+            liked_by_me=Exists(Like.objects.filter(post_id=OuterRef("pk"), user_id=viewer.pk))
+        )
+    return posts
+
+
+def get_visible_post(*, viewer: User | None, post_id) -> Post:
+    try:
+        post_pk = int(post_id)
+    except (TypeError, ValueError) as exc:
+        raise NotFound() from exc
+    post = visible_posts(viewer=viewer).filter(pk=post_pk).first()
+    if post is None:
+        raise NotFound()
+    return post
+
+
+def user_profile(*, viewer: User, username: str) -> User:
+    """A user with `is_following` / `follows_you`; 404 when the user blocked the viewer."""
+    user = (
+        User.objects.filter(username__iexact=username, is_active=True)
+        .annotate(
+            is_following=Exists(Follow.objects.filter(follower_id=viewer.pk, followee_id=OuterRef("pk"))),
+            follows_you=Exists(Follow.objects.filter(follower_id=OuterRef("pk"), followee_id=viewer.pk)),
+            blocked_viewer=Exists(Block.objects.filter(blocker_id=OuterRef("pk"), blocked_id=viewer.pk)),
+        )
+        .first()
+    )
+    if user is None or user.blocked_viewer:
+        raise NotFound()
+    return user
+
+
+def user_posts(*, viewer: User, author: User, status: str = PostStatus.PUBLISHED) -> QuerySet[Post]:
+    """Published posts of `author`; the author alone may also list their drafts and removed posts."""
+    if status != PostStatus.PUBLISHED and viewer.pk != author.pk:
+        raise Forbidden("Only the author may list these posts.")
+    return visible_posts(viewer=viewer).filter(author_id=author.pk, status=status)
+
+
+def following_feed(*, viewer: User) -> QuerySet[Post]:
+    """Published posts of the people the viewer follows (blocks end follows, so none is blocked)."""
+    return visible_posts(viewer=viewer).filter(
+        status=PostStatus.PUBLISHED,
+        author_id__in=Follow.objects.filter(follower_id=viewer.pk).values("followee_id"),
+    )
+
+
+def post_comments(*, viewer: User, post: Post) -> QuerySet[Comment]:
+    return Comment.objects.filter(post=post).filter(_not_blocked(viewer.pk)).select_related("author")
+
+
+def notifications_for(*, user: User, unread_only: bool = False) -> QuerySet[Notification]:
+    rows = Notification.objects.filter(user=user).select_related("actor")
+    if unread_only:
+        rows = rows.filter(read_at__isnull=True)
+    return rows

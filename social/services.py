@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+import uuid
 from datetime import date
+from pathlib import Path
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.db.models.signals import Signal
+from django.utils import timezone
 
-from core.errors import ApiError
-from social.models import User
+from core.errors import ApiError, Conflict, Forbidden
+from core.realtime import push_to_user
+from social import hooks, media, selectors
+from social.models import (
+    Block,
+    Comment,
+    Follow,
+    Like,
+    Notification,
+    NotificationKind,
+    Post,
+    PostStatus,
+    PostView,
+    Report,
+    ReportStatus,
+    User,
+)
 
 # Sent inside the transaction that deletes a user, before the row goes; later apps erase what they
 # hold for that user (cameos and their biometric data) in the same transaction.
@@ -52,3 +76,424 @@ def delete_account(*, user: User) -> None:
         locked = User.objects.select_for_update().get(pk=user.pk)
         user_deleting.send(sender=User, user=locked)
         locked.delete()
+
+
+# --- posts ----------------------------------------------------------------------------------------
+
+
+def _local_video_path(video, stack: contextlib.ExitStack) -> Path:
+    """A path on the local disk for PyAV: the file itself, or a temporary copy of an upload."""
+    if isinstance(video, (str, Path)):
+        return Path(video)
+    temporary_path = getattr(video, "temporary_file_path", None)
+    if callable(temporary_path):
+        return Path(temporary_path())
+    copy = stack.enter_context(tempfile.NamedTemporaryFile(suffix=".mp4"))  # noqa: SIM115 - the stack closes it
+    if hasattr(video, "seek"):
+        video.seek(0)
+    for chunk in video.chunks() if hasattr(video, "chunks") else iter(lambda: video.read(1 << 20), b""):
+        copy.write(chunk)
+    copy.flush()
+    return Path(copy.name)
+
+
+def _delete_media_on_commit(*names: str) -> None:
+    def delete() -> None:
+        for name in names:
+            if name:
+                default_storage.delete(name)
+
+    transaction.on_commit(delete)
+
+
+def _change_user_counter(user_ids, field: str, delta: int) -> None:
+    """F() updates in ascending id order, so two transactions touching the same users cannot deadlock."""
+    for user_id in sorted(set(user_ids)):
+        rows = User.objects.filter(pk=user_id)
+        if delta < 0:
+            rows = rows.filter(**{f"{field}__gte": -delta})
+        rows.update(**{field: F(field) + delta})
+
+
+def _change_post_counter(post_id: int, field: str, delta: int) -> None:
+    rows = Post.objects.filter(pk=post_id)
+    if delta < 0:
+        rows = rows.filter(**{f"{field}__gte": -delta})
+    rows.update(**{field: F(field) + delta})
+
+
+def create_post(
+    *,
+    author: User,
+    video,
+    prompt: str = "",
+    caption: str = "",
+    status: str = PostStatus.DRAFT,
+    remix_of: Post | None = None,
+    content_id=None,
+    provider: str = "",
+    cameo_owner_ids=(),
+    cameo_refs=(),
+    ip_refs=(),
+    remix_allowed: bool = True,
+) -> Post:
+    """Stores a video (a path or a Django File of an MP4) as a post with its poster frame.
+
+    The file is probed first (415 `unsupported_media` for anything PyAV cannot decode as video).
+    A remix records its parent and root and bumps the parent's `remix_count`; the parent's author
+    is notified. `status="published"` publishes at once through the same checks as `publish_post`.
+    """
+    if status not in (PostStatus.DRAFT, PostStatus.PUBLISHED):
+        raise ApiError("A new post is a draft or published.", details={"status": ["Invalid status."]})
+    with contextlib.ExitStack() as stack:
+        info = media.probe_video(_local_video_path(video, stack))
+        stem = uuid.uuid4().hex
+        if isinstance(video, (str, Path)):
+            video_file = File(stack.enter_context(open(video, "rb")))
+        else:
+            video_file = video
+            video_file.seek(0)
+        video_name = default_storage.save(post_media_path_for(author.pk, f"{stem}.mp4"), video_file)
+    poster_name = default_storage.save(
+        post_media_path_for(author.pk, f"{stem}.jpg"), ContentFile(info.poster_jpeg)
+    )
+    try:
+        with transaction.atomic():
+            post = Post(
+                author=author,
+                status=PostStatus.DRAFT,
+                caption=caption,
+                prompt=prompt,
+                duration_s=info.duration_s,
+                width=info.width,
+                height=info.height,
+                size_bytes=info.size_bytes,
+                remix_allowed=remix_allowed,
+                content_id=content_id,
+                provider=provider,
+                cameo_owner_ids=sorted({int(owner_id) for owner_id in cameo_owner_ids}),
+                cameo_refs=list(cameo_refs),
+                ip_refs=list(ip_refs),
+            )
+            post.video.name = video_name
+            post.poster.name = poster_name
+            if remix_of is not None:
+                post.remix_of = remix_of
+                post.root_id = remix_of.root_id or remix_of.pk
+                post.depth = remix_of.depth + 1
+            post.save()
+            if remix_of is not None:
+                _change_post_counter(remix_of.pk, "remix_count", 1)
+                notify(user=remix_of.author, kind=NotificationKind.REMIX, actor=author, post=post)
+            if status == PostStatus.PUBLISHED:
+                post = publish_post(actor=author, post=post)
+    except BaseException:
+        default_storage.delete(video_name)
+        default_storage.delete(poster_name)
+        raise
+    return post
+
+
+def post_media_path_for(author_id: int, filename: str) -> str:
+    return f"posts/{author_id}/{filename}"
+
+
+def publish_post(*, actor: User, post: Post) -> Post:
+    """Publishes the author's draft after every registered publish check passed (see social.hooks).
+
+    Owners of cameos in the post (other than the author) are told it is now public.
+    """
+    with transaction.atomic():
+        locked = Post.objects.select_for_update().get(pk=post.pk)
+        if locked.author_id != actor.pk:
+            raise Forbidden("Only the author may publish this post.")
+        if locked.status == PostStatus.PUBLISHED:
+            return locked
+        if locked.status == PostStatus.REMOVED:
+            raise Conflict("This post was taken down.", code="post_removed")
+        hooks.run_publish_checks(locked)
+        locked.status = PostStatus.PUBLISHED
+        locked.published_at = timezone.now()
+        locked.save(update_fields=["status", "published_at"])
+        _change_user_counter([locked.author_id], "posts_count", 1)
+        for owner_id in locked.cameo_owner_ids:
+            notify(user=owner_id, kind=NotificationKind.CAMEO_PUBLISHED, actor=actor, post=locked)
+    return locked
+
+
+def update_post(
+    *, actor: User, post: Post, caption: str | None = None, remix_allowed: bool | None = None
+) -> Post:
+    with transaction.atomic():
+        locked = Post.objects.select_for_update().get(pk=post.pk)
+        if locked.author_id != actor.pk:
+            raise Forbidden("Only the author may edit this post.")
+        if locked.status == PostStatus.REMOVED:
+            raise Conflict("This post was taken down.", code="post_removed")
+        fields = []
+        if caption is not None:
+            locked.caption = caption
+            fields.append("caption")
+        if remix_allowed is not None:
+            locked.remix_allowed = remix_allowed
+            fields.append("remix_allowed")
+        if fields:
+            locked.save(update_fields=fields)
+    return locked
+
+
+def take_down_post(*, actor: User, post: Post) -> Post:
+    """Removes a post from everyone but its author, and erases its media.
+
+    Staff (moderation) and the owner of a cameo in the post may do it: a person may always pull
+    their likeness out of circulation.
+    """
+    with transaction.atomic():
+        locked = Post.objects.select_for_update().get(pk=post.pk)
+        if not (actor.is_staff or actor.pk in locked.cameo_owner_ids):
+            raise Forbidden("Only moderators and people whose cameo is in the post may take it down.")
+        if locked.status == PostStatus.REMOVED:
+            return locked
+        if locked.status == PostStatus.PUBLISHED:
+            _change_user_counter([locked.author_id], "posts_count", -1)
+        _delete_media_on_commit(locked.video.name, locked.poster.name)
+        locked.status = PostStatus.REMOVED
+        locked.video.name = ""
+        locked.poster.name = ""
+        locked.save(update_fields=["status", "video", "poster"])
+        Report.objects.filter(post=locked, status=ReportStatus.OPEN).update(
+            status=ReportStatus.ACTIONED, resolved_at=timezone.now(), resolved_by=actor
+        )
+    return locked
+
+
+def delete_post(*, actor: User, post: Post) -> None:
+    with transaction.atomic():
+        locked = Post.objects.select_for_update().get(pk=post.pk)
+        if locked.author_id != actor.pk:
+            raise Forbidden("Only the author may delete this post.")
+        if locked.status == PostStatus.PUBLISHED:
+            _change_user_counter([locked.author_id], "posts_count", -1)
+        if locked.remix_of_id is not None:
+            _change_post_counter(locked.remix_of_id, "remix_count", -1)
+        _delete_media_on_commit(locked.video.name, locked.poster.name)
+        locked.delete()
+
+
+# --- follows and blocks ---------------------------------------------------------------------------
+
+
+def follow_user(*, follower: User, followee: User) -> bool:
+    """Idempotent; returns whether a new follow was made."""
+    if follower.pk == followee.pk:
+        raise ApiError("You cannot follow yourself.", code="cannot_follow_self")
+    if selectors.is_blocked_either_way(user_id=follower.pk, other_id=followee.pk):
+        raise Forbidden("One of you blocked the other.", code="blocked")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                Follow.objects.create(follower=follower, followee=followee)
+        except IntegrityError:
+            return False
+        _change_user_counter([follower.pk], "following_count", 1)
+        _change_user_counter([followee.pk], "followers_count", 1)
+        notify(user=followee, kind=NotificationKind.FOLLOW, actor=follower)
+    return True
+
+
+def _end_follow(follower_id: int, followee_id: int) -> bool:
+    deleted, _ = Follow.objects.filter(follower_id=follower_id, followee_id=followee_id).delete()
+    if deleted:
+        _change_user_counter([follower_id], "following_count", -1)
+        _change_user_counter([followee_id], "followers_count", -1)
+    return bool(deleted)
+
+
+def unfollow_user(*, follower: User, followee: User) -> bool:
+    with transaction.atomic():
+        return _end_follow(follower.pk, followee.pk)
+
+
+def block_user(*, blocker: User, blocked: User) -> bool:
+    """A block ends the follows between the two, both ways."""
+    if blocker.pk == blocked.pk:
+        raise ApiError("You cannot block yourself.", code="cannot_block_self")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                Block.objects.create(blocker=blocker, blocked=blocked)
+        except IntegrityError:
+            return False
+        _end_follow(blocker.pk, blocked.pk)
+        _end_follow(blocked.pk, blocker.pk)
+    return True
+
+
+def unblock_user(*, blocker: User, blocked: User) -> bool:
+    with transaction.atomic():
+        deleted, _ = Block.objects.filter(blocker=blocker, blocked=blocked).delete()
+    return bool(deleted)
+
+
+# --- engagement -----------------------------------------------------------------------------------
+
+
+def _require_published(post: Post) -> None:
+    if post.status != PostStatus.PUBLISHED:
+        raise Conflict("This post is not published.", code="not_published")
+
+
+def like_post(*, user: User, post: Post) -> bool:
+    """Idempotent: the unique (user, post) row decides; the counter moves only when a row is made."""
+    _require_published(post)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                Like.objects.create(user=user, post=post)
+        except IntegrityError:
+            return False
+        _change_post_counter(post.pk, "like_count", 1)
+        notify(user=post.author_id, kind=NotificationKind.LIKE, actor=user, post=post)
+    return True
+
+
+def unlike_post(*, user: User, post: Post) -> bool:
+    with transaction.atomic():
+        deleted, _ = Like.objects.filter(user=user, post=post).delete()
+        if deleted:
+            _change_post_counter(post.pk, "like_count", -1)
+    return bool(deleted)
+
+
+def comment_on_post(*, author: User, post: Post, text: str) -> Comment:
+    _require_published(post)
+    text = text.strip()
+    if not text:
+        raise ApiError("The comment is empty.", details={"text": ["This field may not be blank."]})
+    with transaction.atomic():
+        comment = Comment.objects.create(post=post, author=author, text=text)
+        _change_post_counter(post.pk, "comment_count", 1)
+        notify(
+            user=post.author_id,
+            kind=NotificationKind.COMMENT,
+            actor=author,
+            post=post,
+            data={"comment_id": str(comment.pk), "text": text[:140]},
+        )
+    return comment
+
+
+def report_post(*, reporter: User, post: Post, reason: str) -> Report:
+    """One report per reporter and post; reporting again updates the reason and reopens it."""
+    with transaction.atomic():
+        report, _ = Report.objects.update_or_create(
+            reporter=reporter,
+            post=post,
+            defaults={
+                "reason": reason,
+                "status": ReportStatus.OPEN,
+                "resolved_at": None,
+                "resolved_by": None,
+            },
+        )
+    return report
+
+
+def dismiss_reports(*, actor: User, reports) -> int:
+    if not actor.is_staff:
+        raise Forbidden("Only moderators may dismiss reports.")
+    with transaction.atomic():
+        return Report.objects.filter(
+            pk__in=[report.pk for report in reports], status=ReportStatus.OPEN
+        ).update(status=ReportStatus.DISMISSED, resolved_at=timezone.now(), resolved_by=actor)
+
+
+MAX_VIEW_EVENTS = 100
+
+
+def record_views(*, viewer: User, events: list[dict]) -> int:
+    """Counts each viewer's view of a post once per day; returns how many views were new.
+
+    Unknown or invisible posts and the author's own views are ignored, so a client can send its
+    buffer without knowing what became of each post.
+    """
+    watched: dict[int, int] = {}
+    for event in events[:MAX_VIEW_EVENTS]:
+        post_id = int(event["post_id"])
+        watched[post_id] = max(watched.get(post_id, 0), int(event.get("watched_ms", 0)))
+    if not watched:
+        return 0
+    countable = list(
+        selectors.visible_posts(viewer=viewer, annotate_viewer=False)
+        .filter(pk__in=list(watched), status=PostStatus.PUBLISHED)
+        .exclude(author_id=viewer.pk)
+        .values_list("pk", flat=True)
+    )
+    if not countable:
+        return 0
+    today = timezone.now().date()
+    rows = [(viewer.pk, post_id, today, watched[post_id]) for post_id in sorted(countable)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+        cursor.execute(
+            f"INSERT INTO {PostView._meta.db_table} (viewer_id, post_id, day, watched_ms) "
+            f"VALUES {placeholders} ON CONFLICT (viewer_id, post_id, day) DO NOTHING RETURNING post_id",
+            [value for row in rows for value in row],
+        )
+        new_ids = [row[0] for row in cursor.fetchall()]
+        if new_ids:
+            Post.objects.filter(pk__in=new_ids).update(view_count=F("view_count") + 1)
+    return len(new_ids)
+
+
+# --- notifications --------------------------------------------------------------------------------
+
+
+def notify(
+    *,
+    user: User | int,
+    kind: str,
+    actor: User | None = None,
+    post: Post | None = None,
+    data: dict | None = None,
+) -> Notification | None:
+    """Stores a notification and pushes it over the user's websockets once the transaction commits.
+
+    Nobody is told about their own action, and nothing crosses a block: then nothing is stored and
+    None is returned.
+    """
+    if kind not in NotificationKind.values:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    user_id = user if isinstance(user, int) else user.pk
+    if actor is not None:
+        if actor.pk == user_id:
+            return None
+        if selectors.is_blocked_either_way(user_id=user_id, other_id=actor.pk):
+            return None
+    notification = Notification.objects.create(
+        user_id=user_id, kind=kind, actor=actor, post=post, data=data or {}
+    )
+    push_to_user(user_id, {"type": "notification", **notification_payload(notification)})
+    return notification
+
+
+def notification_payload(notification: Notification) -> dict:
+    """The JSON shape of a notification, shared by the websocket push and `GET /notifications`."""
+    actor = notification.actor
+    return {
+        "id": str(notification.pk),
+        "kind": notification.kind,
+        "actor": None if actor is None else {"id": str(actor.pk), "username": actor.username},
+        "post_id": None if notification.post_id is None else str(notification.post_id),
+        "data": notification.data,
+        "created_at": notification.created_at.isoformat().replace("+00:00", "Z"),
+        "read": notification.read_at is not None,
+    }
+
+
+def mark_notifications_read(*, user: User, ids: list[int] | None = None) -> int:
+    with transaction.atomic():
+        unread = Notification.objects.filter(user=user, read_at__isnull=True)
+        if ids is not None:
+            unread = unread.filter(pk__in=ids)
+        return unread.update(read_at=timezone.now())

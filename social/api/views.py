@@ -1,5 +1,5 @@
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
@@ -9,9 +9,11 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
 from core.errors import ApiError, NotFound
-from social import selectors, services
+from core.pagination import keyset_page, page_response_data, read_limit
+from social import feed, selectors, services
 from social.api import serializers as s
 from social.api.throttles import AuthRateThrottle
+from social.models import PostStatus
 
 
 class RegisterView(APIView):
@@ -97,10 +99,220 @@ class MeView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _page_params():
+    return [
+        OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+        OpenApiParameter("limit", int, description="1..50, default 10"),
+    ]
+
+
+def _posts_page(request, page):
+    serialized = s.PostSerializer(page.items, many=True, context={"request": request}).data
+    return Response(page_response_data(page, serialized))
+
+
+def _user_or_404(username: str):
+    user = selectors.get_active_user(username=username)
+    if user is None:
+        raise NotFound()
+    return user
+
+
 class UserDetailView(APIView):
-    @extend_schema(responses={200: s.UserSummarySerializer})
+    @extend_schema(responses={200: s.UserProfileSerializer})
     def get(self, request, username: str):
-        user = selectors.get_active_user(username=username)
-        if user is None:
-            raise NotFound()
-        return Response(s.UserSummarySerializer(user).data)
+        user = selectors.user_profile(viewer=request.user, username=username)
+        return Response(s.UserProfileSerializer(user).data)
+
+
+class UserPostsView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status", str, enum=["published", "draft", "removed"], description="author only"
+            ),
+            *_page_params(),
+        ],
+        responses={200: s.PostPageSerializer},
+    )
+    def get(self, request, username: str):
+        author = selectors.user_profile(viewer=request.user, username=username)
+        status_filter = request.query_params.get("status") or PostStatus.PUBLISHED
+        if status_filter not in PostStatus.values:
+            raise ApiError(details={"status": ["Must be published, draft or removed."]})
+        posts = selectors.user_posts(viewer=request.user, author=author, status=status_filter)
+        keys = ["published_at", "id"] if status_filter == PostStatus.PUBLISHED else ["created_at", "id"]
+        page = keyset_page(
+            posts,
+            keys=keys,
+            cursor=request.query_params.get("cursor"),
+            limit=read_limit(request.query_params),
+        )
+        return _posts_page(request, page)
+
+
+class FollowView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def put(self, request, username: str):
+        services.follow_user(follower=request.user, followee=_user_or_404(username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, username: str):
+        services.unfollow_user(follower=request.user, followee=_user_or_404(username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BlockView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def put(self, request, username: str):
+        services.block_user(blocker=request.user, blocked=_user_or_404(username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, username: str):
+        services.unblock_user(blocker=request.user, blocked=_user_or_404(username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FeedView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("tab", str, enum=["for_you", "following"], description="default for_you"),
+            *_page_params(),
+        ],
+        responses={200: s.PostPageSerializer},
+    )
+    def get(self, request):
+        tab = request.query_params.get("tab") or "for_you"
+        cursor = request.query_params.get("cursor")
+        limit = read_limit(request.query_params)
+        if tab == "following":
+            page = keyset_page(
+                selectors.following_feed(viewer=request.user),
+                keys=["published_at", "id"],
+                cursor=cursor,
+                limit=limit,
+            )
+        elif tab == "for_you":
+            page = feed.for_you_page(viewer=request.user, cursor=cursor, limit=limit)
+        else:
+            raise ApiError(details={"tab": ["Must be for_you or following."]})
+        return _posts_page(request, page)
+
+
+class PostDetailView(APIView):
+    @extend_schema(responses={200: s.PostSerializer})
+    def get(self, request, post_id: str):
+        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        return Response(s.PostSerializer(post, context={"request": request}).data)
+
+    @extend_schema(request=s.PostUpdateSerializer, responses={200: s.PostSerializer})
+    def patch(self, request, post_id: str):
+        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        data = s.PostUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.update_post(actor=request.user, post=post, **data.validated_data)
+        post = selectors.get_visible_post(viewer=request.user, post_id=post.pk)
+        return Response(s.PostSerializer(post, context={"request": request}).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, post_id: str):
+        """The author deletes; the owner of a cameo in the post takes it down; others may not."""
+        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        if post.author_id == request.user.pk:
+            services.delete_post(actor=request.user, post=post)
+        else:
+            services.take_down_post(actor=request.user, post=post)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PostPublishView(APIView):
+    @extend_schema(request=None, responses={200: s.PostSerializer})
+    def post(self, request, post_id: str):
+        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        services.publish_post(actor=request.user, post=post)
+        post = selectors.get_visible_post(viewer=request.user, post_id=post.pk)
+        return Response(s.PostSerializer(post, context={"request": request}).data)
+
+
+class PostLikeView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def put(self, request, post_id: str):
+        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        services.like_post(user=request.user, post=post)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, post_id: str):
+        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        services.unlike_post(user=request.user, post=post)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PostCommentsView(APIView):
+    @extend_schema(parameters=_page_params(), responses={200: s.CommentPageSerializer})
+    def get(self, request, post_id: str):
+        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        page = keyset_page(
+            selectors.post_comments(viewer=request.user, post=post),
+            keys=["id"],
+            cursor=request.query_params.get("cursor"),
+            limit=read_limit(request.query_params),
+        )
+        return Response(page_response_data(page, s.CommentSerializer(page.items, many=True).data))
+
+    @extend_schema(request=s.CommentCreateSerializer, responses={201: s.CommentSerializer})
+    def post(self, request, post_id: str):
+        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        data = s.CommentCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        comment = services.comment_on_post(author=request.user, post=post, text=data.validated_data["text"])
+        return Response(s.CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+
+
+class PostReportView(APIView):
+    @extend_schema(request=s.ReportCreateSerializer, responses={202: s.AcceptedSerializer})
+    def post(self, request, post_id: str):
+        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        data = s.ReportCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.report_post(reporter=request.user, post=post, reason=data.validated_data["reason"])
+        return Response({"status": "accepted"}, status=status.HTTP_202_ACCEPTED)
+
+
+class ViewEventsView(APIView):
+    @extend_schema(request=s.ViewEventsSerializer, responses={202: s.AcceptedSerializer})
+    def post(self, request):
+        data = s.ViewEventsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.record_views(viewer=request.user, events=data.validated_data["events"])
+        return Response({"status": "accepted"}, status=status.HTTP_202_ACCEPTED)
+
+
+class NotificationsView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("unread", bool, description="only unread ones"), *_page_params()],
+        responses={200: s.NotificationPageSerializer},
+    )
+    def get(self, request):
+        unread_only = request.query_params.get("unread", "").lower() in ("1", "true", "yes")
+        page = keyset_page(
+            selectors.notifications_for(user=request.user, unread_only=unread_only),
+            keys=["id"],
+            cursor=request.query_params.get("cursor"),
+            limit=read_limit(request.query_params),
+        )
+        return Response(page_response_data(page, [services.notification_payload(n) for n in page.items]))
+
+
+class NotificationsReadView(APIView):
+    @extend_schema(request=s.MarkReadSerializer, responses={200: s.MarkedReadSerializer})
+    def post(self, request):
+        data = s.MarkReadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = data.validated_data.get("ids")
+        marked = services.mark_notifications_read(
+            user=request.user, ids=None if ids is None else [int(value) for value in ids]
+        )
+        return Response({"marked_read": marked})

@@ -1,0 +1,189 @@
+"""The `for_you` ranking of `GET /feed`.
+
+How a post is scored, for viewer V at the chain's snapshot time T (all inputs read in two queries):
+
+    score = freshness * engagement * affinity * remixability
+
+- freshness = 0.5 ** (age_hours / 24): a post loses half its weight every day since it was
+  published (age measured from T, so a score does not drift while V pages).
+- engagement = (likes + 2*comments + 3*remixes + 1) / (views + 10): an engagement *rate*, smoothed
+  by a prior of about 0.1 so that a new post with one view is not ranked as a hit; comments and
+  remixes are stronger signals than likes.
+- affinity = 1 + 1.0 if V follows the author + 0.5 * min(liked_posts_by_author, 5) / 5 (among V's
+  200 most recent likes) + 0.5 if the post is in a remix chain (same root) V liked recently.
+- remixability = 1 + 0.2 if remixing is allowed + 0.1 * ln(1 + remix_count).
+
+Candidates are the 300 newest published posts before T plus the 100 newest of followed authors
+(both index range scans), never V's own posts, nothing across a block and nothing by an author of a
+post V reported. The scored list is ordered greedily so that no two neighbours share an author while
+another author is available (the author last served on the previous page counts as a neighbour).
+
+The cursor is signed and carries T and the ids already served in this chain: posts published
+after T never enter the chain, and served posts are excluded from every later page, so no post
+appears twice however the counters move between pages; every candidate is served eventually, in
+rank order. A chain ends after FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client
+then starts a new chain.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from core.errors import ApiError
+from core.pagination import Page, decode_cursor, encode_cursor
+from social.models import Follow, Like, Post, PostStatus, Report, User
+from social.selectors import _not_blocked, visible_posts
+
+RECENT_POOL = 300
+FOLLOWED_POOL = 100
+RECENT_LIKES = 200
+HALF_LIFE_HOURS = 24.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    post_id: int
+    author_id: int
+    root_id: int
+    published_at: datetime
+    like_count: int
+    comment_count: int
+    remix_count: int
+    view_count: int
+    remix_allowed: bool
+
+
+@dataclass(frozen=True)
+class ViewerAffinity:
+    followed_author_ids: frozenset[int]
+    liked_posts_by_author: dict[int, int]
+    liked_root_ids: frozenset[int]
+
+
+def score(candidate: Candidate, *, affinity: ViewerAffinity, snapshot: datetime) -> float:
+    age_hours = max(0.0, (snapshot - candidate.published_at).total_seconds() / 3600)
+    freshness = 0.5 ** (age_hours / HALF_LIFE_HOURS)
+    engagement = (candidate.like_count + 2 * candidate.comment_count + 3 * candidate.remix_count + 1) / (
+        candidate.view_count + 10
+    )
+    author_affinity = 1.0
+    if candidate.author_id in affinity.followed_author_ids:
+        author_affinity += 1.0
+    author_affinity += 0.5 * min(affinity.liked_posts_by_author.get(candidate.author_id, 0), 5) / 5
+    if candidate.root_id in affinity.liked_root_ids:
+        author_affinity += 0.5
+    remixability = 1.0 + (0.2 if candidate.remix_allowed else 0.0) + 0.1 * math.log1p(candidate.remix_count)
+    return freshness * engagement * author_affinity * remixability
+
+
+def spread_authors(ranked: list[Candidate], *, limit: int, previous_author_id: int | None) -> list[Candidate]:
+    """Takes `limit` posts in rank order, skipping ahead when the next one repeats the last author."""
+    remaining = list(ranked)
+    chosen: list[Candidate] = []
+    last_author = previous_author_id
+    while remaining and len(chosen) < limit:
+        index = next((i for i, c in enumerate(remaining) if c.author_id != last_author), 0)
+        picked = remaining.pop(index)
+        chosen.append(picked)
+        last_author = picked.author_id
+    return chosen
+
+
+def _viewer_affinity(viewer: User) -> tuple[ViewerAffinity, list[int]]:
+    followed = list(Follow.objects.filter(follower_id=viewer.pk).values_list("followee_id", flat=True))
+    liked_by_author: dict[int, int] = {}
+    liked_roots: set[int] = set()
+    recent_likes = (
+        Like.objects.filter(user_id=viewer.pk)
+        .order_by("-created_at")
+        .values_list("post__author_id", "post__root_id", "post_id")[:RECENT_LIKES]
+    )
+    for author_id, root_id, post_id in recent_likes:
+        liked_by_author[author_id] = liked_by_author.get(author_id, 0) + 1
+        liked_roots.add(root_id or post_id)
+    affinity = ViewerAffinity(frozenset(followed), liked_by_author, frozenset(liked_roots))
+    return affinity, followed
+
+
+CANDIDATE_FIELDS = (
+    "pk",
+    "author_id",
+    "root_id",
+    "published_at",
+    "like_count",
+    "comment_count",
+    "remix_count",
+    "view_count",
+    "remix_allowed",
+)
+
+
+def _candidates(
+    viewer: User, snapshot: datetime, served: set[int], followed: list[int]
+) -> tuple[list[Candidate], bool]:
+    eligible = (
+        Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot)
+        .exclude(author_id=viewer.pk)
+        .filter(_not_blocked(viewer.pk))
+        .exclude(author_id__in=Report.objects.filter(reporter_id=viewer.pk).values("post__author_id"))
+    )
+    if served:
+        eligible = eligible.exclude(pk__in=served)
+    newest = eligible.order_by("-published_at", "-pk").values("pk")[:RECENT_POOL]
+    pool = Q(pk__in=newest)
+    if followed:
+        from_followed = (
+            eligible.filter(author_id__in=followed)
+            .order_by("-published_at", "-pk")
+            .values("pk")[:FOLLOWED_POOL]
+        )
+        pool |= Q(pk__in=from_followed)
+    rows = Post.objects.filter(pool).values_list(*CANDIDATE_FIELDS)
+    candidates = [
+        Candidate(pk, author_id, root_id or pk, published_at, likes, comments, remixes, views, remix_allowed)
+        for pk, author_id, root_id, published_at, likes, comments, remixes, views, remix_allowed in rows
+    ]
+    # A full recent pool means older posts remain for later pages.
+    may_have_more = len(candidates) >= RECENT_POOL
+    return candidates, may_have_more
+
+
+def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
+    state = decode_cursor(cursor)
+    if state is None:
+        snapshot, served, previous_author = timezone.now(), [], None
+    else:
+        try:
+            snapshot = datetime.fromisoformat(state["t"])
+            served = [int(post_id) for post_id in state["s"]]
+            previous_author = state.get("a")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ApiError("The cursor is not valid.", details={"cursor": ["Invalid cursor."]}) from exc
+    affinity, followed = _viewer_affinity(viewer)
+    candidates, may_have_more = _candidates(viewer, snapshot, set(served), followed)
+    ranked = sorted(
+        candidates,
+        key=lambda c: (score(c, affinity=affinity, snapshot=snapshot), c.post_id),
+        reverse=True,
+    )
+    chosen = spread_authors(ranked, limit=limit, previous_author_id=previous_author)
+    by_id = {
+        post.pk: post for post in visible_posts(viewer=viewer).filter(pk__in=[c.post_id for c in chosen])
+    }
+    items = [by_id[c.post_id] for c in chosen if c.post_id in by_id]
+    served_now = served + [c.post_id for c in chosen]
+    has_more = (len(ranked) > len(chosen) or may_have_more) and len(
+        served_now
+    ) < settings.FEED_CHAIN_MAX_POSTS
+    next_cursor = None
+    if has_more and chosen:
+        next_cursor = encode_cursor(
+            {"t": snapshot.isoformat(), "s": sorted(served_now), "a": chosen[-1].author_id}
+        )
+    return Page(items=items, next_cursor=next_cursor)

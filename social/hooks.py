@@ -1,0 +1,35 @@
+"""Checks that higher apps register with the social app, which may not import them.
+
+`register_publish_check(fn)`: before a draft is published every registered `fn(post)` runs, inside
+the publishing transaction with the post row locked; a check refuses by raising an `ApiError`
+(the cameo app refuses with 409 `consent_revoked` when a cameo's consent no longer holds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from social.models import Post
+
+PublishCheck = Callable[["Post"], None]
+
+_publish_checks: list[PublishCheck] = []
+
+
+def register_publish_check(check: PublishCheck) -> PublishCheck:
+    """Adds `check` once (so it can be called from AppConfig.ready); usable as a decorator."""
+    if check not in _publish_checks:
+        _publish_checks.append(check)
+    return check
+
+
+def unregister_publish_check(check: PublishCheck) -> None:
+    if check in _publish_checks:
+        _publish_checks.remove(check)
+
+
+def run_publish_checks(post: Post) -> None:
+    for check in list(_publish_checks):
+        check(post)
