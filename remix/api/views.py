@@ -1,0 +1,279 @@
+import csv
+import io
+from datetime import UTC, datetime, time, timedelta
+
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import ApiError, Forbidden, NotFound
+from core.pagination import keyset_page, page_response_data, read_limit
+from remix import ledger, selectors, services
+from remix.api import serializers as s
+from remix.models import RightsHolder
+from social.api.serializers import PostPageSerializer, PostSerializer
+from social.selectors import get_visible_post
+
+PAGE_PARAMS = [
+    OpenApiParameter("cursor", str, description="opaque cursor from the previous page"),
+    OpenApiParameter("limit", int, description="page size, default 10, at most 50"),
+]
+PERIOD_PARAMS = [
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="start, inclusive (a date means 00:00 UTC)"),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="end, exclusive; default now"),
+]
+
+
+def read_period(params) -> tuple[datetime, datetime]:
+    """`from` (inclusive) and `to` (exclusive); dates mean midnight UTC. Without `to` the period
+    ends now; without `from` it starts 30 days before its end."""
+
+    def read(name: str) -> datetime | None:
+        raw = params.get(name)
+        if raw in (None, ""):
+            return None
+        try:
+            moment = parse_datetime(raw)
+        except ValueError:
+            moment = None
+        if moment is None:
+            try:
+                day = parse_date(raw)
+            except ValueError:
+                day = None
+            if day is None:
+                raise ApiError(details={name: ["Use an ISO 8601 date or date-time."]})
+            moment = datetime.combine(day, time.min)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    end = read("to") or timezone.now()
+    start = read("from") or end - timedelta(days=30)
+    if start > end:
+        raise ApiError(details={"from": ["Must not be after `to`."]})
+    return start, end
+
+
+def split_payload(split: ledger.Split) -> dict:
+    party = {"type": split.party.type, "id": None if split.party.id is None else str(split.party.id)}
+    if split.party.ip_id is not None:
+        party["ip_id"] = str(split.party.ip_id)
+    return {"party": party, "amount_minor": split.amount_minor}
+
+
+# ---- rights holders ----
+
+
+class RightsHolderCreateView(APIView):
+    @extend_schema(request=s.RightsHolderCreateSerializer, responses={201: s.RightsHolderSerializer})
+    def post(self, request):
+        data = s.RightsHolderCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        holder = services.create_rights_holder(user=request.user, **data.validated_data)
+        return Response(s.RightsHolderSerializer(holder).data, status=status.HTTP_201_CREATED)
+
+
+class RightsHolderVerifyView(APIView):
+    @extend_schema(request=None, responses={200: s.RightsHolderSerializer})
+    def post(self, request, holder_id: str):
+        holder = services.verify_rights_holder(actor=request.user, rights_holder_id=holder_id)
+        return Response(s.RightsHolderSerializer(holder).data)
+
+
+class RightsHolderMemberView(APIView):
+    @extend_schema(request=s.MemberRequestSerializer, responses={200: s.MemberSerializer})
+    def put(self, request, holder_id: str, username: str):
+        data = s.MemberRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        member = services.set_member(
+            actor=request.user,
+            rights_holder_id=holder_id,
+            username=username,
+            role=data.validated_data["role"],
+        )
+        return Response(s.MemberSerializer(member).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, holder_id: str, username: str):
+        services.remove_member(actor=request.user, rights_holder_id=holder_id, username=username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+STATEMENT_CSV_COLUMNS = ["ip_id", "ip_name", "post_id", "currency", "events", "amount_minor"]
+
+
+class RightsHolderStatementView(APIView):
+    @extend_schema(
+        parameters=[
+            *PERIOD_PARAMS,
+            OpenApiParameter(
+                "format", str, enum=["json", "csv"], description="csv: one line per IP and post"
+            ),
+        ],
+        responses={200: s.StatementSerializer, (200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request, holder_id: str):
+        try:
+            holder = RightsHolder.objects.get(pk=int(holder_id))
+        except (RightsHolder.DoesNotExist, ValueError):
+            raise NotFound("No such rights holder.") from None
+        if selectors.member_role(user=request.user, rights_holder_id=holder.pk) is None:
+            raise Forbidden("Only members of this rights holder may read its statements.")
+        start, end = read_period(request.query_params)
+        statement = ledger.statement_of_rights_holder(rights_holder_id=holder.pk, start=start, end=end)
+        if request.query_params.get("format") == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(STATEMENT_CSV_COLUMNS)
+            for line in statement["lines"]:
+                writer.writerow([line[column] for column in STATEMENT_CSV_COLUMNS])
+            response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = (
+                f'attachment; filename="statement-{holder.pk}-{start.date()}-{end.date()}.csv"'
+            )
+            return response
+        payload = {"rights_holder": holder, "from": start, "to": end, **statement}
+        return Response(s.StatementSerializer(payload).data)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # The CSV is a plain Django response; only DRF responses go through content negotiation.
+        if isinstance(response, HttpResponse) and not isinstance(response, Response):
+            return response
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+# ---- IP ----
+
+
+class IpListCreateView(APIView):
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
+
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, description="part of a name or alias"), *PAGE_PARAMS],
+        responses={200: s.IpPageSerializer},
+        auth=[],
+    )
+    def get(self, request):
+        page = keyset_page(
+            selectors.ip_catalogue(q=request.query_params.get("q")),
+            keys=["id"],
+            cursor=request.query_params.get("cursor"),
+            limit=read_limit(request.query_params),
+        )
+        return Response(page_response_data(page, s.IpSerializer(page.items, many=True).data))
+
+    @extend_schema(request=s.IpCreateSerializer, responses={201: s.IpSerializer})
+    def post(self, request):
+        data = s.IpCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ip = services.register_ip(actor=request.user, **data.validated_data)
+        return Response(s.IpSerializer(ip).data, status=status.HTTP_201_CREATED)
+
+
+class IpDetailView(APIView):
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
+
+    @extend_schema(responses={200: s.IpSerializer})
+    def get(self, request, ip_id: str):
+        ip, _ = selectors.get_ip_for_viewer(viewer=request.user, ip_id=ip_id)
+        return Response(s.IpSerializer(ip).data)
+
+    @extend_schema(request=s.IpUpdateSerializer, responses={200: s.IpSerializer})
+    def patch(self, request, ip_id: str):
+        data = s.IpUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ip = services.update_ip(actor=request.user, ip_id=ip_id, **data.validated_data)
+        ip, _ = selectors.get_ip_for_viewer(viewer=request.user, ip_id=ip.pk)
+        return Response(s.IpSerializer(ip).data)
+
+
+class IpUsageView(APIView):
+    @extend_schema(parameters=PAGE_PARAMS, responses={200: s.IpUsagePageSerializer})
+    def get(self, request, ip_id: str):
+        ip, role = selectors.get_ip_for_viewer(viewer=request.user, ip_id=ip_id)
+        if role is None:
+            raise Forbidden("Only members of its rights holder may see where an IP is used.")
+        page = keyset_page(
+            selectors.ip_usage(ip=ip),
+            keys=["created_at", "id"],
+            cursor=request.query_params.get("cursor"),
+            limit=read_limit(request.query_params),
+        )
+        return Response(page_response_data(page, s.IpUsageSerializer(page.items, many=True).data))
+
+
+# ---- revenue ----
+
+
+class RevenueEventView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        request=s.RevenueEventRequestSerializer,
+        responses={
+            201: s.RevenueEventResponseSerializer,
+            200: OpenApiResponse(s.RevenueEventResponseSerializer, description="a replay of the same event"),
+        },
+    )
+    def post(self, request):
+        data = s.RevenueEventRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        recorded = ledger.record_revenue_event(
+            event_id=fields["event_id"],
+            post_id=fields["post_id"],
+            amount_minor=fields["amount_minor"],
+            currency=fields["currency"],
+            kind=fields["kind"],
+            reverses_event_id=fields.get("reverses"),
+        )
+        body = {"event_id": recorded.event.event_id, "splits": [split_payload(x) for x in recorded.splits]}
+        return Response(body, status=status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK)
+
+
+class BooksCheckView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses={200: s.BooksCheckSerializer})
+    def get(self, request):
+        return Response(s.BooksCheckSerializer(ledger.check_books()).data)
+
+
+class MyEarningsView(APIView):
+    @extend_schema(parameters=PERIOD_PARAMS, responses={200: s.EarningsSerializer})
+    def get(self, request):
+        start, end = read_period(request.query_params)
+        earnings = ledger.earnings_of_user(user_id=request.user.pk, start=start, end=end)
+        return Response(s.EarningsSerializer({"from": start, "to": end, **earnings}).data)
+
+
+# ---- lineage ----
+
+
+class PostRemixesView(APIView):
+    @extend_schema(parameters=PAGE_PARAMS, responses={200: PostPageSerializer})
+    def get(self, request, post_id: str):
+        post = get_visible_post(viewer=request.user, post_id=post_id)
+        page = keyset_page(
+            selectors.remixes_of(viewer=request.user, post=post),
+            keys=["created_at", "id"],
+            cursor=request.query_params.get("cursor"),
+            limit=read_limit(request.query_params),
+        )
+        serialized = PostSerializer(page.items, many=True, context={"request": request}).data
+        return Response(page_response_data(page, serialized))
+
+
+class PostLineageView(APIView):
+    @extend_schema(responses={200: s.LineageSerializer})
+    def get(self, request, post_id: str):
+        post = get_visible_post(viewer=request.user, post_id=post_id)
+        chain = selectors.lineage(viewer=request.user, post=post)
+        return Response(s.LineageSerializer(chain, context={"request": request}).data)
