@@ -1,0 +1,100 @@
+"""The one small interface every video model adapter implements, and what crosses it.
+
+Adapters know nothing of Django: a request carries plain values (prompt, seed, size, identity
+arrays, an optional first frame), `generate` returns frames as a uint8 array (frames, height,
+width, 3). `on_step(step, total)` is called after every denoising step; raising from it (for
+instance `RenderCancelled`) stops the render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+StepCallback = Callable[[int, int], None]
+
+
+class BackendError(Exception):
+    """A failure with a stable code that the job records as its error."""
+
+    code = "generation_failed"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.code = code or self.code
+
+
+class CheckpointMissing(BackendError):
+    code = "model_unavailable"
+
+
+class OutOfMemory(BackendError):
+    code = "out_of_memory"
+
+
+class RenderCancelled(BackendError):
+    code = "cancelled"
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    model_dir: Path
+    device: str = "cpu"
+    dtype: str = "float32"
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    cpu_offload: bool = False
+    max_sequence_length: int = 226
+    prompt_cache_size: int = 256
+    identity_cache_size: int = 64
+
+
+@dataclass(frozen=True)
+class IdentityInput:
+    """A cameo as the identity-preserving model needs it: its template and aligned face crop.
+
+    `cache_key` is (cameo id, template version): a re-enrolled cameo gets a new version, so its
+    cached conditioning is never reused.
+    """
+
+    cameo_id: str
+    template_version: int
+    embedding: np.ndarray
+    encoder: str
+    face_crop: Image.Image
+
+    @property
+    def cache_key(self) -> tuple[str, int]:
+        return (self.cameo_id, self.template_version)
+
+
+@dataclass
+class RenderRequest:
+    prompt: str
+    seed: int
+    width: int
+    height: int
+    num_frames: int
+    num_inference_steps: int
+    guidance_scale: float = 6.0
+    negative_prompt: str = ""
+    identity: IdentityInput | None = None
+    # The first frame to continue from (remix `continue` mode).
+    init_image: Image.Image | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class VideoBackend(Protocol):
+    family: str
+
+    def load(self, config: BackendConfig) -> None: ...
+
+    def generate(self, request: RenderRequest, on_step: StepCallback | None = None) -> np.ndarray: ...
+
+    @property
+    def model_id(self) -> str: ...

@@ -1,0 +1,97 @@
+"""Frames to an H.264 MP4 (PyAV) and a JPEG poster; MP4 bytes back to frames and metadata.
+
+The model renders a few frames; the clip lasts the requested duration at `fps`, each rendered
+frame held for its share of the time, so labels that depend on time (2 s of visible label, then a
+moving mark) are stamped on the output frames, not the rendered ones.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+
+@dataclass
+class DecodedVideo:
+    frames: np.ndarray  # (F, H, W, 3) uint8
+    fps: float
+    metadata: dict[str, str]
+
+
+def stretch_to_duration(frames: np.ndarray, *, duration_s: float, fps: int) -> np.ndarray:
+    total = max(1, round(duration_s * fps))
+    picks = (np.arange(total) * len(frames)) // total
+    return frames[picks]
+
+
+def encode_mp4(
+    frames: np.ndarray,
+    *,
+    fps: int,
+    metadata: dict[str, str] | None = None,
+    bit_rate: int | None = None,
+    crf: int = 18,
+) -> bytes:
+    """H.264 in MP4, yuv420p, with `metadata` as container tags (read back by `decode_mp4`)."""
+    height, width = frames.shape[1:3]
+    # faststart (index first, for streaming) rewrites the file, so it needs a real file.
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as target:
+        _write_mp4(target.name, frames, fps=fps, metadata=metadata, bit_rate=bit_rate, crf=crf)
+        return Path(target.name).read_bytes()
+
+
+def _write_mp4(path: str, frames: np.ndarray, *, fps, metadata, bit_rate, crf) -> None:
+    height, width = frames.shape[1:3]
+    with av.open(
+        path, mode="w", format="mp4", options={"movflags": "use_metadata_tags+faststart"}
+    ) as container:
+        for key, value in (metadata or {}).items():
+            container.metadata[key] = value
+        stream = container.add_stream("libx264", rate=Fraction(fps, 1))
+        stream.width = width
+        stream.height = height
+        stream.pix_fmt = "yuv420p"
+        if bit_rate:
+            stream.bit_rate = bit_rate
+            stream.options = {"preset": "veryfast"}
+        else:
+            stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for frame in frames:
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            ):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def decode_mp4(data: bytes | io.IOBase, *, max_frames: int = 2000) -> DecodedVideo:
+    """Frames and container tags; raises `av.error.FFmpegError` (or ValueError) for what is not a video."""
+    source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    with av.open(source, mode="r") as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        metadata = dict(container.metadata)
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.base_rate or 0)
+        frames = []
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) >= max_frames:
+                break
+    if not frames:
+        raise ValueError("no frames")
+    return DecodedVideo(frames=np.stack(frames), fps=fps, metadata=metadata)
+
+
+def poster_jpeg(frame: np.ndarray, *, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
