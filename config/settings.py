@@ -261,3 +261,41 @@ PLATFORM_FEE_BPS = env_int("PLATFORM_FEE_BPS", 3000)
 CAMEO_SHARE_BPS = env_int("CAMEO_SHARE_BPS", 500)
 REMIX_ROYALTY_BPS = env_int("REMIX_ROYALTY_BPS", 1000)
 IP_SIMILARITY_THRESHOLD = float(env_str("IP_SIMILARITY_THRESHOLD", "0.6"))
+
+# --- generation ---
+from config.env import env_float  # noqa: E402
+
+# `tiny` builds the real pipeline classes from tiny seeded configs (CPU, seconds); `diffusers`
+# loads real checkpoints from GENERATION_MODEL_DIR (layout in generation/backends/__init__.py).
+GENERATION_BACKEND = env_str("GENERATION_BACKEND", "tiny")
+GENERATION_MODEL_DIR = env_str("GENERATION_MODEL_DIR", str(data_dir() / "models"))
+GENERATION_TINY_CACHE_DIR = env_str("GENERATION_TINY_CACHE_DIR", str(data_dir() / "tiny-models"))
+GENERATION_DEVICE = env_str("GENERATION_DEVICE", "cpu")
+GENERATION_DTYPE = env_str("GENERATION_DTYPE", "float32")
+GENERATION_VAE_TILING = env_bool("GENERATION_VAE_TILING", False)
+GENERATION_VAE_SLICING = env_bool("GENERATION_VAE_SLICING", False)
+GENERATION_CPU_OFFLOAD = env_bool("GENERATION_CPU_OFFLOAD", False)
+GENERATION_MAX_TEXT_TOKENS = env_int("GENERATION_MAX_TEXT_TOKENS", 226)
+GENERATION_STEPS = env_int("GENERATION_STEPS", 2 if GENERATION_BACKEND == "tiny" else 50)
+GENERATION_GUIDANCE = env_float("GENERATION_GUIDANCE", 6.0)
+# Frames per second of the rendered clip; the model renders duration_s * fps + 1 frames at most
+# GENERATION_MAX_FRAMES (tiny: 9 frames), and the encoder holds each frame to fill the duration.
+GENERATION_FPS = env_int("GENERATION_FPS", 8)
+GENERATION_MAX_FRAMES = env_int("GENERATION_MAX_FRAMES", 9 if GENERATION_BACKEND == "tiny" else 49)
+GENERATION_SIZES = {
+    "tiny": {"1:1": (64, 64), "9:16": (48, 80), "16:9": (80, 48)},
+    "diffusers": {"1:1": (480, 480), "9:16": (480, 720), "16:9": (720, 480)},
+}[GENERATION_BACKEND if GENERATION_BACKEND in ("tiny", "diffusers") else "diffusers"]
+GENERATION_MAX_DURATION_S = env_int("GENERATION_MAX_DURATION_S", 10)
+GENERATION_MAX_IN_FLIGHT = {"free": env_int("IN_FLIGHT_LIMIT_FREE", 2), "pro": env_int("IN_FLIGHT_LIMIT_PRO", 5)}
+# A running job whose worker has not reported for this long is presumed dead and retried.
+GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 120)
+GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 3)
+GENERATION_PLATFORM_MARK = env_str("GENERATION_PLATFORM_MARK", "Reelforge")
+GENERATION_PROVIDER = env_str("GENERATION_PROVIDER", "reelforge")
+CELERY_BEAT_SCHEDULE = {
+    "generation-reap-stale-jobs": {
+        "task": "generation.tasks.reap_stale_generations",
+        "schedule": float(env_int("GENERATION_REAP_EVERY_S", 60)),
+    }
+}
