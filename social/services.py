@@ -106,9 +106,10 @@ def _delete_media_on_commit(*names: str) -> None:
     transaction.on_commit(delete)
 
 
-def _change_user_counter(user_ids, field: str, delta: int) -> None:
-    """F() updates in ascending id order, so two transactions touching the same users cannot deadlock."""
-    for user_id in sorted(set(user_ids)):
+def _change_user_counters(*changes: tuple[int, str, int]) -> None:
+    """Applies (user_id, field, delta) changes as F() updates in ascending user id order, so two
+    transactions touching the same users (A follows B while B follows A) cannot deadlock."""
+    for user_id, field, delta in sorted(changes):
         rows = User.objects.filter(pk=user_id)
         if delta < 0:
             rows = rows.filter(**{f"{field}__gte": -delta})
@@ -215,7 +216,7 @@ def publish_post(*, actor: User, post: Post) -> Post:
         locked.status = PostStatus.PUBLISHED
         locked.published_at = timezone.now()
         locked.save(update_fields=["status", "published_at"])
-        _change_user_counter([locked.author_id], "posts_count", 1)
+        _change_user_counters((locked.author_id, "posts_count", 1))
         for owner_id in locked.cameo_owner_ids:
             notify(user=owner_id, kind=NotificationKind.CAMEO_PUBLISHED, actor=actor, post=locked)
     return locked
@@ -255,7 +256,7 @@ def take_down_post(*, actor: User, post: Post) -> Post:
         if locked.status == PostStatus.REMOVED:
             return locked
         if locked.status == PostStatus.PUBLISHED:
-            _change_user_counter([locked.author_id], "posts_count", -1)
+            _change_user_counters((locked.author_id, "posts_count", -1))
         _delete_media_on_commit(locked.video.name, locked.poster.name)
         locked.status = PostStatus.REMOVED
         locked.video.name = ""
@@ -273,7 +274,7 @@ def delete_post(*, actor: User, post: Post) -> None:
         if locked.author_id != actor.pk:
             raise Forbidden("Only the author may delete this post.")
         if locked.status == PostStatus.PUBLISHED:
-            _change_user_counter([locked.author_id], "posts_count", -1)
+            _change_user_counters((locked.author_id, "posts_count", -1))
         if locked.remix_of_id is not None:
             _change_post_counter(locked.remix_of_id, "remix_count", -1)
         _delete_media_on_commit(locked.video.name, locked.poster.name)
@@ -295,8 +296,7 @@ def follow_user(*, follower: User, followee: User) -> bool:
                 Follow.objects.create(follower=follower, followee=followee)
         except IntegrityError:
             return False
-        _change_user_counter([follower.pk], "following_count", 1)
-        _change_user_counter([followee.pk], "followers_count", 1)
+        _change_user_counters((follower.pk, "following_count", 1), (followee.pk, "followers_count", 1))
         notify(user=followee, kind=NotificationKind.FOLLOW, actor=follower)
     return True
 
@@ -304,8 +304,7 @@ def follow_user(*, follower: User, followee: User) -> bool:
 def _end_follow(follower_id: int, followee_id: int) -> bool:
     deleted, _ = Follow.objects.filter(follower_id=follower_id, followee_id=followee_id).delete()
     if deleted:
-        _change_user_counter([follower_id], "following_count", -1)
-        _change_user_counter([followee_id], "followers_count", -1)
+        _change_user_counters((follower_id, "following_count", -1), (followee_id, "followers_count", -1))
     return bool(deleted)
 
 

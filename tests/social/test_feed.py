@@ -1,0 +1,130 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from social.feed import Candidate, spread_authors
+from social.models import Post
+from social.services import block_user, follow_user, like_post, report_post
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def _chain(client, tab, *, limit, between_pages=None, max_pages=50):
+    """Follows next_cursor to the end; returns the pages of post dicts."""
+    pages, cursor = [], None
+    for _ in range(max_pages):
+        url = f"/api/v1/feed?tab={tab}&limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        response = client.get(url)
+        assert response.status_code == 200, response.json()
+        body = response.json()
+        pages.append(body["results"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+        if between_pages:
+            between_pages(len(pages))
+    raise AssertionError("the chain did not end")
+
+
+@pytest.fixture
+def crowd(make_user, make_post):
+    """Four authors with uneven output (one prolific), published over the last two days."""
+    viewer = make_user("viewer")
+    authors = [make_user(f"author{i}") for i in range(4)]
+    posts = []
+    now = timezone.now()
+    for index in range(20):
+        author = authors[0] if index % 2 == 0 else authors[1 + index % 3]
+        post = make_post(author, caption=f"p{index}")
+        Post.objects.filter(pk=post.pk).update(published_at=now - timedelta(hours=index * 2))
+        posts.append(post)
+    return viewer, authors, posts
+
+
+def test_for_you_never_repeats_while_posts_arrive_and_spreads_authors(crowd, make_post):
+    viewer, authors, posts = crowd
+    arrived = []
+
+    def publish_more(page_number):
+        arrived.append(make_post(authors[page_number % 4], caption=f"new{page_number}"))
+
+    pages = _chain(client_for(viewer), "for_you", limit=3, between_pages=publish_more)
+    served = [post["id"] for page in pages for post in page]
+    assert len(served) == len(set(served)), "a post was served twice in one chain"
+    assert set(served) == {str(p.pk) for p in posts}, "posts that existed at the start were skipped"
+    assert not {str(p.pk) for p in arrived} & set(served), "posts newer than the chain entered it"
+    authors_in_order = [post["author"]["username"] for page in pages for post in page]
+    # author0 wrote 10 of 20 posts: alternating is possible until the others run out.
+    neighbours_same = sum(a == b for a, b in zip(authors_in_order, authors_in_order[1:], strict=False))
+    others_left = [authors_in_order[i + 1 :] for i in range(len(authors_in_order) - 1)]
+    for i, (a, b) in enumerate(zip(authors_in_order, authors_in_order[1:], strict=False)):
+        if a == b:
+            assert set(others_left[i]) == {a}, f"neighbours by {a} at {i} while another author was left"
+    assert neighbours_same <= 1
+    fresh = client_for(viewer).get("/api/v1/feed?tab=for_you&limit=50").json()["results"]
+    assert {str(p.pk) for p in arrived} <= {post["id"] for post in fresh}
+
+
+def test_for_you_hides_blocked_reported_and_own_posts(crowd, make_post):
+    viewer, authors, posts = crowd
+    own = make_post(viewer)
+    block_user(blocker=authors[1], blocked=viewer)
+    reported = next(p for p in posts if p.author_id == authors[2].pk)
+    report_post(reporter=viewer, post=reported, reason="nope")
+    pages = _chain(client_for(viewer), "for_you", limit=7)
+    seen_authors = {post["author"]["username"] for page in pages for post in page}
+    assert seen_authors == {"author0", "author3"}
+    assert str(own.pk) not in {post["id"] for page in pages for post in page}
+
+
+def test_for_you_ranks_affinity_and_engagement(make_user, make_post):
+    viewer = make_user("viewer")
+    followed, liked, plain = make_user("followed"), make_user("liked"), make_user("plain")
+    follow_user(follower=viewer, followee=followed)
+    old_liked = make_post(liked)
+    like_post(user=viewer, post=old_liked)
+    plain_post = make_post(plain)
+    followed_post = make_post(followed)
+    liked_new = make_post(liked)
+    Post.objects.filter(pk=old_liked.pk).update(published_at=timezone.now() - timedelta(days=30))
+    order = [p["id"] for p in client_for(viewer).get("/api/v1/feed?tab=for_you").json()["results"]]
+    assert (
+        order.index(str(followed_post.pk)) < order.index(str(liked_new.pk)) < order.index(str(plain_post.pk))
+    )
+    assert order[-1] == str(old_liked.pk)
+
+
+def test_spread_authors_takes_the_next_other_author():
+    def c(post_id, author_id):
+        return Candidate(post_id, author_id, post_id, timezone.now(), 0, 0, 0, 0, True)
+
+    ranked = [c(1, 1), c(2, 1), c(3, 1), c(4, 2), c(5, 3)]
+    assert [x.post_id for x in spread_authors(ranked, limit=5, previous_author_id=None)] == [1, 4, 2, 5, 3]
+    assert [x.post_id for x in spread_authors(ranked, limit=2, previous_author_id=1)] == [4, 1]
+
+
+def test_following_tab_is_newest_first_from_followed_only(make_user, make_post):
+    viewer, friend, other = make_user("viewer"), make_user("friend"), make_user("other")
+    follow_user(follower=viewer, followee=friend)
+    friend_posts = [make_post(friend) for _ in range(5)]
+    make_post(friend, status="draft")
+    make_post(other)
+    added = []
+    pages = _chain(
+        client_for(viewer),
+        "following",
+        limit=2,
+        between_pages=lambda _n: added.append(make_post(friend)),
+    )
+    served = [post["id"] for page in pages for post in page]
+    assert served == [str(p.pk) for p in reversed(friend_posts)]
+
+
+def test_feed_refusals(auth_client):
+    assert auth_client.get("/api/v1/feed?tab=everything").status_code == 400
+    assert auth_client.get("/api/v1/feed?cursor=forged").status_code == 400
+    assert auth_client.get("/api/v1/feed?limit=0").status_code == 400
+    assert auth_client.get("/api/v1/feed?tab=following&cursor=forged").status_code == 400
+    assert auth_client.get("/api/v1/feed").json() == {"results": [], "next_cursor": None}

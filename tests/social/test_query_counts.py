@@ -1,0 +1,50 @@
+"""Every list endpoint costs a fixed number of queries, whatever the page size."""
+
+import pytest
+
+from social.services import comment_on_post, follow_user, like_post, notify
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def busy_world(make_user, make_post):
+    viewer = make_user("viewer")
+    authors = [make_user(f"writer{i}") for i in range(3)]
+    for author in authors:
+        follow_user(follower=viewer, followee=author)
+    posts = [make_post(authors[i % 3], cameo_refs=[{"id": i, "owner_username": "x"}]) for i in range(12)]
+    for index, post in enumerate(posts[:6]):
+        like_post(user=viewer, post=post)
+        comment_on_post(author=authors[index % 3], post=posts[0], text="hi")
+    for i in range(12):
+        notify(user=viewer, kind="generation_finished", actor=authors[i % 3], post=posts[i])
+    return viewer, posts
+
+
+# (path, queries, rows available): one query for the JWT's user, then the endpoint's own.
+LIST_ENDPOINTS = [
+    ("/api/v1/feed?tab=following", 2, 12),
+    ("/api/v1/feed?tab=for_you", 5, 12),
+    ("/api/v1/users/writer0/posts", 3, 4),
+    ("/api/v1/notifications", 2, 12),
+    ("/api/v1/posts/{post}/comments", 3, 6),
+]
+
+
+@pytest.mark.parametrize(("path", "queries", "available"), LIST_ENDPOINTS)
+@pytest.mark.parametrize("limit", [1, 10])
+def test_list_query_count_does_not_grow_with_page_size(
+    busy_world, django_assert_num_queries, path, queries, available, limit
+):
+    viewer, posts = busy_world
+    client = client_for(viewer)
+    url = path.format(post=posts[0].pk) + ("&" if "?" in path else "?") + f"limit={limit}"
+    with django_assert_num_queries(queries):
+        response = client.get(url)
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == min(limit, available)
+    if response.json()["next_cursor"]:
+        with django_assert_num_queries(queries):
+            assert client.get(url + f"&cursor={response.json()['next_cursor']}").status_code == 200
