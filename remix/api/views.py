@@ -2,13 +2,13 @@ import csv
 import io
 from datetime import UTC, datetime, time, timedelta
 
-from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -107,7 +107,27 @@ class RightsHolderMemberView(APIView):
 STATEMENT_CSV_COLUMNS = ["ip_id", "ip_name", "post_id", "currency", "events", "amount_minor"]
 
 
+class StatementCsvRenderer(BaseRenderer):
+    """`?format=csv`: one line per IP, post and currency; errors stay JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if not isinstance(data, dict) or "lines" not in data:
+            return JSONRenderer().render(data)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(STATEMENT_CSV_COLUMNS)
+        for line in data["lines"]:
+            writer.writerow([line[column] for column in STATEMENT_CSV_COLUMNS])
+        return buffer.getvalue().encode(self.charset)
+
+
 class RightsHolderStatementView(APIView):
+    renderer_classes = [JSONRenderer, StatementCsvRenderer]
+
     @extend_schema(
         parameters=[
             *PERIOD_PARAMS,
@@ -126,25 +146,13 @@ class RightsHolderStatementView(APIView):
             raise Forbidden("Only members of this rights holder may read its statements.")
         start, end = read_period(request.query_params)
         statement = ledger.statement_of_rights_holder(rights_holder_id=holder.pk, start=start, end=end)
-        if request.query_params.get("format") == "csv":
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(STATEMENT_CSV_COLUMNS)
-            for line in statement["lines"]:
-                writer.writerow([line[column] for column in STATEMENT_CSV_COLUMNS])
-            response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        payload = {"rights_holder": holder, "from": start, "to": end, **statement}
+        response = Response(s.StatementSerializer(payload).data)
+        if request.accepted_renderer.format == "csv":
             response["Content-Disposition"] = (
                 f'attachment; filename="statement-{holder.pk}-{start.date()}-{end.date()}.csv"'
             )
-            return response
-        payload = {"rights_holder": holder, "from": start, "to": end, **statement}
-        return Response(s.StatementSerializer(payload).data)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # The CSV is a plain Django response; only DRF responses go through content negotiation.
-        if isinstance(response, HttpResponse) and not isinstance(response, Response):
-            return response
-        return super().finalize_response(request, response, *args, **kwargs)
+        return response
 
 
 # ---- IP ----
