@@ -1,0 +1,115 @@
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class GenerationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    BLOCKED = "blocked", "Blocked"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+IN_FLIGHT = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
+FINISHED = (
+    GenerationStatus.SUCCEEDED,
+    GenerationStatus.FAILED,
+    GenerationStatus.BLOCKED,
+    GenerationStatus.CANCELLED,
+)
+
+
+class GenerationMode(models.TextChoices):
+    CREATE = "create", "Create"
+    REMIX = "remix", "Remix"
+    CONTINUE = "continue", "Continue"
+
+
+class AspectRatio(models.TextChoices):
+    PORTRAIT = "9:16", "9:16"
+    LANDSCAPE = "16:9", "16:9"
+    SQUARE = "1:1", "1:1"
+
+
+class Generation(models.Model):
+    """One video job. Its state changes are transactions; `post` is unique, so however often the
+    worker retries a job it makes at most one post."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations")
+    status = models.CharField(
+        max_length=12, choices=GenerationStatus.choices, default=GenerationStatus.QUEUED
+    )
+    progress = models.FloatField(default=0.0)
+    prompt = models.TextField()
+    # What the model sees: the (remix-composed) prompt plus each cameo's instructions.
+    composed_prompt = models.TextField(blank=True, default="")
+    mode = models.CharField(max_length=10, choices=GenerationMode.choices, default=GenerationMode.CREATE)
+    duration_s = models.PositiveSmallIntegerField()
+    aspect_ratio = models.CharField(max_length=5, choices=AspectRatio.choices, default=AspectRatio.PORTRAIT)
+    cameo_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    # [{cameo_id, owner_id, consent_version, template_version}] as authorised at request time.
+    cameo_consents = models.JSONField(default=list, blank=True)
+    remix_of = models.ForeignKey(
+        "social.Post", null=True, blank=True, on_delete=models.SET_NULL, related_name="generations_remixing"
+    )
+    seed = models.BigIntegerField()
+    idempotency_key = models.CharField(max_length=128, blank=True, default="")
+    licences = models.JSONField(default=list, blank=True)
+    content_id = models.UUIDField(unique=True)
+    model_id = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_message = models.CharField(max_length=1000, blank=True, default="")
+    post = models.OneToOneField(
+        "social.Post", null=True, blank=True, on_delete=models.SET_NULL, related_name="generation"
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="generation_user_recent_idx"),
+            models.Index(
+                fields=["status", "heartbeat_at"],
+                name="generation_running_idx",
+                condition=Q(status="running"),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="generation_idempotency_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[choice.value for choice in GenerationStatus]),
+                name="generation_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="generation_progress_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"generation {self.pk} ({self.status})"
+
+
+class Provenance(models.Model):
+    """The creation record of a generated post: the human creative input behind it."""
+
+    post = models.OneToOneField("social.Post", on_delete=models.CASCADE, related_name="provenance")
+    generation = models.OneToOneField(
+        Generation, null=True, on_delete=models.SET_NULL, related_name="provenance"
+    )
+    content_id = models.UUIDField(unique=True)
+    record = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"provenance of post {self.post_id}"

@@ -1,1 +1,15 @@
-urlpatterns: list = []
+from django.urls import path
+
+from generation.api import views
+
+urlpatterns = [
+    path("generations", views.GenerationsView.as_view(), name="generations"),
+    path("generations/<str:generation_id>", views.GenerationDetailView.as_view(), name="generation-detail"),
+    path(
+        "generations/<str:generation_id>/cancel",
+        views.GenerationCancelView.as_view(),
+        name="generation-cancel",
+    ),
+    path("posts/<str:post_id>/provenance", views.PostProvenanceView.as_view(), name="post-provenance"),
+    path("provenance/verify", views.ProvenanceVerifyView.as_view(), name="provenance-verify"),
+]

@@ -1,0 +1,97 @@
+from django.conf import settings
+from rest_framework import serializers
+
+from core.serializers import IdField, StrictSerializer
+from generation.models import AspectRatio, Generation, GenerationMode
+from generation.services import MAX_PROMPT_CHARS
+
+
+class GenerationCreateSerializer(StrictSerializer):
+    prompt = serializers.CharField(min_length=1, max_length=MAX_PROMPT_CHARS, trim_whitespace=True)
+    duration_s = serializers.IntegerField(min_value=1, max_value=settings.GENERATION_MAX_DURATION_S)
+    aspect_ratio = serializers.ChoiceField(choices=AspectRatio.choices)
+    cameo_ids = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, default=list, max_length=4
+    )
+    remix_of = serializers.CharField(required=False, allow_null=True, max_length=32, default=None)
+    mode = serializers.ChoiceField(
+        choices=GenerationMode.choices, required=False, allow_null=True, default=None
+    )
+    seed = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**31 - 1, default=None
+    )
+
+    def validate_remix_of(self, value):
+        if value in (None, ""):
+            return None
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise serializers.ValidationError("Not a post id.") from exc
+
+
+class GenerationErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class GenerationSerializer(serializers.ModelSerializer):
+    id = IdField()
+    cameo_ids = serializers.SerializerMethodField()
+    remix_of = IdField(source="remix_of_id")
+    post_id = IdField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Generation
+        fields = [
+            "id",
+            "status",
+            "progress",
+            "prompt",
+            "mode",
+            "duration_s",
+            "aspect_ratio",
+            "cameo_ids",
+            "remix_of",
+            "seed",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
+            "post_id",
+        ]
+        read_only_fields = fields
+
+    def get_cameo_ids(self, job) -> list[str]:
+        return [str(cameo_id) for cameo_id in job.cameo_ids]
+
+    def get_error(self, job) -> GenerationErrorSerializer(allow_null=True):  # type: ignore[valid-type]
+        if not job.error_code or job.status == "succeeded":
+            return None
+        return {"code": job.error_code, "message": job.error_message}
+
+
+class GenerationPageSerializer(serializers.Serializer):
+    results = GenerationSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class ProvenanceSerializer(serializers.Serializer):
+    post_id = IdField()
+    content_id = serializers.UUIDField()
+    record = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class VerifyRequestSerializer(StrictSerializer):
+    file = serializers.FileField()
+
+
+class VerifyResultSerializer(serializers.Serializer):
+    generated_here = serializers.BooleanField()
+    post_id = serializers.CharField(allow_null=True)
+    content_id = serializers.CharField(allow_null=True)
+    label = serializers.JSONField(allow_null=True)
+    watermark_found = serializers.BooleanField()
+    metadata_found = serializers.BooleanField()

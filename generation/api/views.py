@@ -1,0 +1,111 @@
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import TooLarge, UnsupportedMedia
+from core.pagination import keyset_page, page_response_data, read_limit
+from core.serializers import ErrorSerializer
+from generation import selectors, services
+from generation.api import serializers as s
+from generation.provenance import read_labels
+
+ERRORS = {code: ErrorSerializer for code in (400, 403, 404, 409, 413, 415, 422, 429)}
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The same key returns the same job.",
+)
+
+
+class GenerationsView(APIView):
+    @extend_schema(
+        request=s.GenerationCreateSerializer,
+        responses={202: s.GenerationSerializer, **ERRORS},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    def post(self, request):
+        data = s.GenerationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = (request.headers.get("Idempotency-Key") or "").strip()[:128]
+        job, _created = services.request_generation(
+            user=request.user, request=services.GenerationRequest(**data.validated_data), idempotency_key=key
+        )
+        return Response(s.GenerationSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        responses={200: s.GenerationPageSerializer},
+    )
+    def get(self, request):
+        page = keyset_page(
+            selectors.generations_of(user=request.user),
+            keys=["created_at", "id"],
+            cursor=request.query_params.get("cursor"),
+            limit=read_limit(request.query_params),
+        )
+        return Response(page_response_data(page, s.GenerationSerializer(page.items, many=True).data))
+
+
+class GenerationDetailView(APIView):
+    @extend_schema(responses={200: s.GenerationSerializer, 404: ErrorSerializer})
+    def get(self, request, generation_id):
+        job = services.get_own_generation(user=request.user, job_id=generation_id)
+        return Response(s.GenerationSerializer(job).data)
+
+
+class GenerationCancelView(APIView):
+    @extend_schema(
+        request=None, responses={200: s.GenerationSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+    )
+    def post(self, request, generation_id):
+        job = services.cancel_generation(user=request.user, job_id=generation_id)
+        return Response(s.GenerationSerializer(job).data)
+
+
+class PostProvenanceView(APIView):
+    @extend_schema(responses={200: s.ProvenanceSerializer, 403: ErrorSerializer, 404: ErrorSerializer})
+    def get(self, request, post_id):
+        record = selectors.provenance_for(viewer=request.user, post_id=post_id)
+        return Response(s.ProvenanceSerializer(record).data)
+
+
+class ProvenanceVerifyView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": s.VerifyRequestSerializer},
+        responses={
+            200: s.VerifyResultSerializer,
+            400: ErrorSerializer,
+            413: ErrorSerializer,
+            415: OpenApiResponse(ErrorSerializer),
+        },
+    )
+    def post(self, request):
+        data = s.VerifyRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        if upload.size > settings.GENERATION_VERIFY_MAX_BYTES:
+            raise TooLarge(f"Files up to {settings.GENERATION_VERIFY_MAX_BYTES} bytes can be verified.")
+        try:
+            result = read_labels(upload.read())
+        except Exception as exc:  # noqa: BLE001 - whatever the decoder rejects is not a video we read
+            raise UnsupportedMedia("The file is not a video this service can read.") from exc
+        post = selectors.post_for_content_id(result.content_id)
+        return Response(
+            s.VerifyResultSerializer(
+                {
+                    "generated_here": post is not None,
+                    "post_id": None if post is None else str(post.pk),
+                    "content_id": None if result.content_id is None else str(result.content_id),
+                    "label": result.label,
+                    "watermark_found": result.watermark_found,
+                    "metadata_found": result.metadata_found,
+                }
+            ).data
+        )

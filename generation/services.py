@@ -1,0 +1,412 @@
+"""Every write of the generation app: requesting, running, finishing, cancelling and reaping jobs.
+
+A request is refused (and nothing enqueued) for: an invisible source (404), a source that may not
+be remixed (403 `remix_not_allowed`), a cameo the user may not use (403 `cameo_not_permitted`),
+a prompt the moderation rules refuse (422 `prompt_rejected`), an unlicensed IP (422
+`ip_not_licensed`), or a spent quota (429 `quota_exceeded` with Retry-After).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.errors import ApiError, Conflict, Forbidden, NotFound, RateLimited
+from core.realtime import push_to_user
+from generation import moderation
+from generation.models import IN_FLIGHT, Generation, GenerationMode, GenerationStatus, Provenance
+from social.models import NotificationKind, Post, User
+
+logger = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 2000
+IN_FLIGHT_RETRY_AFTER_S = 30
+
+
+def used_today(user: User) -> int:
+    """Jobs started today (UTC) that count against the daily quota: all but our own failures."""
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return (
+        Generation.objects.filter(user_id=user.pk, created_at__gte=start)
+        .exclude(status=GenerationStatus.FAILED)
+        .count()
+    )
+
+
+def _seconds_until_midnight_utc() -> int:
+    now = timezone.now()
+    tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((tomorrow - now).total_seconds()) + 1
+
+
+def _check_quota(user: User) -> None:
+    """Called with the user's row locked, so two requests cannot both take the last slot."""
+    tier = user.tier if user.tier in settings.GENERATION_DAILY_LIMITS else "free"
+    in_flight_cap = settings.GENERATION_MAX_IN_FLIGHT.get(tier, settings.GENERATION_MAX_IN_FLIGHT["free"])
+    in_flight = Generation.objects.filter(user_id=user.pk, status__in=IN_FLIGHT).count()
+    if in_flight >= in_flight_cap:
+        raise RateLimited(
+            f"You already have {in_flight} videos in progress; wait for one to finish.",
+            code="quota_exceeded",
+            retry_after=IN_FLIGHT_RETRY_AFTER_S,
+            details={"reason": "in_flight", "limit": in_flight_cap},
+        )
+    daily_limit = settings.GENERATION_DAILY_LIMITS[tier]
+    if used_today(user) >= daily_limit:
+        raise RateLimited(
+            "You have used today's generations.",
+            code="quota_exceeded",
+            retry_after=_seconds_until_midnight_utc(),
+            details={"reason": "daily", "limit": daily_limit},
+        )
+
+
+def _load_cameos(*, user: User, cameo_ids: Sequence) -> tuple[list, list[dict]]:
+    """The cameos and the consent versions the request relies on; unknown and unusable alike 403."""
+    from cameo.services import authorize_cameo_use
+
+    from cameo.models import Cameo
+
+    cameos, consents = [], []
+    for raw_id in dict.fromkeys(cameo_ids):
+        try:
+            cameo = Cameo.objects.select_related("owner").get(pk=int(raw_id))
+        except (Cameo.DoesNotExist, TypeError, ValueError) as exc:
+            raise Forbidden(
+                "You may not use this cameo.", code="cameo_not_permitted", details={"cameo": str(raw_id)}
+            ) from exc
+        consent_version = authorize_cameo_use(user=user, cameo=cameo)
+        cameos.append(cameo)
+        consents.append(
+            {
+                "cameo_id": cameo.pk,
+                "owner_id": cameo.owner_id,
+                "owner_username": cameo.owner.username,
+                "consent_version": consent_version,
+                "template_version": getattr(cameo, "template_version", None),
+            }
+        )
+    return cameos, consents
+
+
+def compose_prompt(*, base_prompt: str, cameos: Sequence) -> str:
+    """The prompt the model sees: the user's (or remix-composed) prompt, then each cameo owner's
+    own description of how they appear."""
+    parts = [base_prompt.strip()]
+    for cameo in cameos:
+        instructions = (getattr(cameo, "instructions", "") or "").strip()
+        if instructions:
+            name = getattr(cameo, "display_name", "") or cameo.owner.username
+            parts.append(f"{name}: {instructions}")
+    return ". ".join(part.rstrip(".") for part in parts if part)
+
+
+def _check_ip(*, user: User, prompt: str, has_cameos: bool) -> list[dict]:
+    from remix.ip import check_ip_use
+
+    return [use.as_dict() for use in check_ip_use(user=user, prompt=prompt, has_cameos=has_cameos)]
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    duration_s: int
+    aspect_ratio: str
+    cameo_ids: Sequence = ()
+    remix_of: int | None = None
+    mode: str | None = None
+    seed: int | None = None
+
+
+def request_generation(
+    *, user: User, request: GenerationRequest, idempotency_key: str = ""
+) -> tuple[Generation, bool]:
+    """Validates, checks rights and quota, writes the job and enqueues it once the write commits.
+    Returns (job, created); the same idempotency key from the same user returns the same job."""
+    if idempotency_key:
+        existing = Generation.objects.filter(user_id=user.pk, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    mode = request.mode or (GenerationMode.REMIX if request.remix_of is not None else GenerationMode.CREATE)
+    if (mode == GenerationMode.CREATE) != (request.remix_of is None):
+        raise ApiError(
+            "A remix or continuation needs remix_of, and remix_of needs mode remix or continue.",
+            details={"mode": ["Does not match remix_of."]},
+        )
+    source = None
+    base_prompt = request.prompt
+    if request.remix_of is not None:
+        from remix.composition import compose_remix_prompt
+        from remix.services import check_remix_allowed
+
+        source = check_remix_allowed(user=user, source_post=request.remix_of)
+        base_prompt = compose_remix_prompt(source_prompt=source.prompt, instruction=request.prompt, mode=mode)
+    cameos, consents = _load_cameos(user=user, cameo_ids=request.cameo_ids)
+    moderation.check_prompt(prompt=base_prompt, cameos=cameos)
+    licences = _check_ip(user=user, prompt=base_prompt, has_cameos=bool(cameos))
+    composed = compose_prompt(base_prompt=base_prompt, cameos=cameos)
+    try:
+        with transaction.atomic():
+            locked_user = User.objects.select_for_update().get(pk=user.pk)
+            if idempotency_key:
+                existing = Generation.objects.filter(user_id=user.pk, idempotency_key=idempotency_key).first()
+                if existing is not None:
+                    return existing, False
+            _check_quota(locked_user)
+            job = Generation.objects.create(
+                user=locked_user,
+                prompt=request.prompt,
+                composed_prompt=composed,
+                mode=mode,
+                duration_s=request.duration_s,
+                aspect_ratio=request.aspect_ratio,
+                cameo_ids=[cameo.pk for cameo in cameos],
+                cameo_consents=consents,
+                remix_of=source,
+                seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+                idempotency_key=idempotency_key,
+                licences=licences,
+                content_id=uuid.uuid4(),
+            )
+            transaction.on_commit(lambda: enqueue(job.pk))
+    except IntegrityError:
+        # Two requests with one key raced; the loser returns the winner's job.
+        existing = Generation.objects.filter(user_id=user.pk, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def enqueue(job_id: int) -> None:
+    from generation.tasks import run_generation
+
+    run_generation.delay(job_id)
+
+
+def get_own_generation(*, user: User, job_id) -> Generation:
+    try:
+        return Generation.objects.get(pk=int(job_id), user_id=user.pk)
+    except (Generation.DoesNotExist, TypeError, ValueError) as exc:
+        raise NotFound() from exc
+
+
+def cancel_generation(*, user: User, job_id) -> Generation:
+    """A queued job stops at once; a running one at its next step (its output is discarded)."""
+    with transaction.atomic():
+        job = get_own_generation(user=user, job_id=job_id)
+        job = Generation.objects.select_for_update().get(pk=job.pk)
+        if job.status == GenerationStatus.CANCELLED:
+            return job
+        if job.status not in IN_FLIGHT:
+            raise Conflict("This generation has already finished.", code="generation_finished")
+        _finish(job, GenerationStatus.CANCELLED, code="cancelled", message="Cancelled by the requester.")
+    return job
+
+
+# ---- the worker's side -------------------------------------------------------------------------
+
+
+def _finished_event(job: Generation) -> dict:
+    return {
+        "type": "generation.finished",
+        "id": str(job.pk),
+        "status": job.status,
+        "post_id": None if job.post_id is None else str(job.post_id),
+    }
+
+
+def _finish(job: Generation, status: str, *, code: str = "", message: str = "") -> None:
+    """Must run inside a transaction holding the job's row lock."""
+    job.status = status
+    job.error_code = code
+    job.error_message = message[:1000]
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "error_code", "error_message", "finished_at", "progress", "post"])
+    push_to_user(job.user_id, _finished_event(job))
+
+
+def start_generation(*, job_id: int) -> Generation | None:
+    """Claims the job for this worker, or None when there is nothing to do: the job finished, or
+    another worker is running it and still reporting. A job whose worker died is claimed again
+    with its attempt counted; past GENERATION_MAX_ATTEMPTS it fails with `worker_lost`."""
+    with transaction.atomic():
+        job = Generation.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in IN_FLIGHT:
+            return None
+        now = timezone.now()
+        if job.status == GenerationStatus.RUNNING and not _is_stale(job, now):
+            return None
+        if job.attempts >= settings.GENERATION_MAX_ATTEMPTS:
+            _finish(
+                job,
+                GenerationStatus.FAILED,
+                code="worker_lost",
+                message=f"The worker stopped during each of {job.attempts} attempts.",
+            )
+            return None
+        job.status = GenerationStatus.RUNNING
+        job.attempts += 1
+        job.started_at = now
+        job.heartbeat_at = now
+        job.progress = 0.0
+        job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "progress"])
+    return job
+
+
+def _is_stale(job: Generation, now) -> bool:
+    limit = dt.timedelta(seconds=settings.GENERATION_STALE_AFTER_S)
+    return job.heartbeat_at is None or now - job.heartbeat_at > limit
+
+
+def report_progress(*, job_id: int, progress: float) -> str:
+    """Stores progress and a heartbeat; returns the job's status so the worker can stop when the
+    job was cancelled or blocked meanwhile."""
+    progress = max(0.0, min(1.0, progress))
+    with transaction.atomic():
+        updated = Generation.objects.filter(pk=job_id, status=GenerationStatus.RUNNING).update(
+            progress=progress, heartbeat_at=timezone.now()
+        )
+        job = Generation.objects.only("status", "user_id").get(pk=job_id)
+        if updated:
+            push_to_user(
+                job.user_id,
+                {"type": "generation.progress", "id": str(job_id), "progress": round(progress, 3)},
+            )
+    return job.status
+
+
+def consent_lapsed(job: Generation) -> dict | None:
+    """The first cameo whose consent no longer holds as it was when the job was requested."""
+    if not job.cameo_consents:
+        return None
+    from cameo.services import consent_still_holds
+
+    user = job.user
+    for entry in job.cameo_consents:
+        if not consent_still_holds(
+            user=user, cameo_id=entry["cameo_id"], consent_version=entry["consent_version"]
+        ):
+            return entry
+    return None
+
+
+def end_generation(*, job_id: int, status: str, code: str, message: str) -> Generation | None:
+    """Ends a running job (failed, blocked or cancelled) unless it already ended."""
+    with transaction.atomic():
+        job = Generation.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in IN_FLIGHT:
+            return job
+        _finish(job, status, code=code, message=message)
+    return job
+
+
+def complete_generation(*, job_id: int, video_path: str, model_id: str) -> Generation:
+    """Stores the output as the requester's draft post, with provenance, appearances and licences,
+    and notifies the requester and the cameo owners. Runs once per job: the job's row lock and its
+    unique `post` make a retried or duplicated delivery a no-op."""
+    from social.services import create_post, notify
+
+    with transaction.atomic():
+        job = Generation.objects.select_for_update().select_related("user", "remix_of").get(pk=job_id)
+        if job.post_id is not None or job.status != GenerationStatus.RUNNING:
+            return job
+        lapsed = consent_lapsed(job)
+        if lapsed is not None:
+            _finish(
+                job,
+                GenerationStatus.BLOCKED,
+                code="consent_revoked",
+                message=f"Consent for cameo {lapsed['cameo_id']} changed before the video was stored.",
+            )
+            return job
+        cameo_refs = [
+            {"id": str(entry["cameo_id"]), "owner_username": entry.get("owner_username", "")}
+            for entry in job.cameo_consents
+        ]
+        post = create_post(
+            author=job.user,
+            video=video_path,
+            prompt=job.prompt,
+            status="draft",
+            remix_of=job.remix_of,
+            content_id=job.content_id,
+            provider=settings.GENERATION_PROVIDER,
+            cameo_owner_ids=[entry["owner_id"] for entry in job.cameo_consents],
+            cameo_refs=cameo_refs,
+        )
+        if job.cameo_consents:
+            from cameo.services import record_appearances
+
+            record_appearances(post=post, uses=job.cameo_consents)
+        if job.licences:
+            _record_licences(post=post, licences=job.licences)
+        from generation.provenance import build_record
+
+        job.model_id = model_id
+        Provenance.objects.create(
+            post=post,
+            generation=job,
+            content_id=job.content_id,
+            record=build_record(job=job, model_id=model_id, post_id=post.pk),
+        )
+        job.post = post
+        job.progress = 1.0
+        job.save(update_fields=["model_id"])
+        _finish(job, GenerationStatus.SUCCEEDED)
+        notify(
+            user=job.user,
+            kind=NotificationKind.GENERATION_FINISHED,
+            post=post,
+            data={"generation_id": str(job.pk)},
+        )
+        for owner_id in {entry["owner_id"] for entry in job.cameo_consents}:
+            if owner_id != job.user_id:
+                notify(user=owner_id, kind=NotificationKind.CAMEO_APPEARANCE, actor=job.user, post=post)
+    return job
+
+
+def _record_licences(*, post: Post, licences: list[dict]) -> None:
+    from remix.ip import LicenceUse
+    from remix.services import record_licences
+
+    record_licences(post=post, uses=[LicenceUse.from_dict(entry) for entry in licences])
+
+
+def reap_stale_generations() -> list[int]:
+    """Jobs left `running` by a worker that died: queued again (and enqueued) while attempts
+    remain, failed with `worker_lost` after that. Returns the ids it requeued."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.GENERATION_STALE_AFTER_S)
+    requeued = []
+    stale_ids = list(
+        Generation.objects.filter(status=GenerationStatus.RUNNING, heartbeat_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for job_id in stale_ids:
+        with transaction.atomic():
+            job = Generation.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+            if job is None or job.status != GenerationStatus.RUNNING or not _is_stale(job, timezone.now()):
+                continue
+            if job.attempts >= settings.GENERATION_MAX_ATTEMPTS:
+                _finish(
+                    job,
+                    GenerationStatus.FAILED,
+                    code="worker_lost",
+                    message=f"The worker stopped during each of {job.attempts} attempts.",
+                )
+                continue
+            job.status = GenerationStatus.QUEUED
+            job.progress = 0.0
+            job.save(update_fields=["status", "progress"])
+            transaction.on_commit(lambda job_id=job.pk: enqueue(job_id))
+            requeued.append(job.pk)
+    return requeued

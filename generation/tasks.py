@@ -1,0 +1,44 @@
+"""Celery tasks of the generation app: thin, take ids, idempotent.
+
+`run_generation` runs on the `gpu` queue with late acknowledgement, so a worker that dies before
+finishing leaves the message to be delivered again; the job's own state (claimed with a heartbeat
+and an attempt count) decides whether a delivery still has work to do. `reap_stale_generations`
+(every minute from beat) requeues jobs whose worker stopped reporting, or fails them after
+GENERATION_MAX_ATTEMPTS.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_process_init
+from django.conf import settings
+
+from generation import services, worker
+from generation.backends import BackendError, get_renderer
+
+logger = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def load_models_at_worker_start(**_kwargs) -> None:
+    """Each worker process loads the video models once, when it starts, and keeps them."""
+    if not settings.GENERATION_PRELOAD_MODELS:
+        return
+    try:
+        get_renderer()
+    except BackendError as exc:
+        # Jobs taken by this process fail with the same code and message.
+        logger.error("video models not loaded: %s", exc)
+
+
+@shared_task(name="generation.tasks.run_generation", acks_late=True, queue="gpu")
+def run_generation(job_id: int) -> str | None:
+    job = worker.execute_generation(int(job_id))
+    return None if job is None else job.status
+
+
+@shared_task(name="generation.tasks.reap_stale_generations")
+def reap_stale_generations() -> list[int]:
+    return services.reap_stale_generations()

@@ -1,0 +1,167 @@
+"""What a GPU worker does with one job, from claim to draft post.
+
+claim -> consent recheck -> render (progress + heartbeat per step; a cancelled or blocked job stops
+at the next step) -> duration, visible label, watermark -> likeness scan -> H.264 MP4 with the AIGC
+tag -> consent recheck, store, provenance, draft post, notifications (one transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from PIL import Image
+
+from generation import encoding, labels, services, watermark
+from generation.backends import BackendError, IdentityInput, RenderCancelled, RenderRequest, get_renderer
+from generation.models import Generation, GenerationStatus
+
+logger = logging.getLogger(__name__)
+
+# Progress up to this share is the denoising loop; the rest is encoding and storing.
+RENDER_SHARE = 0.9
+LIKENESS_SCAN_FRAMES = 4
+
+
+def frame_count(duration_s: int) -> int:
+    """Frames to render: (4k + 1) as the CogVideoX-family VAE compresses time by 4."""
+    wanted = min(settings.GENERATION_MAX_FRAMES, duration_s * settings.GENERATION_FPS + 1)
+    return max(5, (wanted - 1) // 4 * 4 + 1)
+
+
+def identity_input(cameo) -> IdentityInput:
+    with cameo.face_crop.open("rb") as handle:
+        face = Image.open(handle).convert("RGB")
+        face.load()
+    return IdentityInput(
+        cameo_id=str(cameo.pk),
+        template_version=int(cameo.template_version),
+        embedding=np.asarray(cameo.template, dtype=np.float32),
+        encoder=getattr(cameo, "encoder", ""),
+        face_crop=face,
+    )
+
+
+def last_frame_of(post) -> Image.Image:
+    with post.video.open("rb") as handle:
+        video = encoding.decode_mp4(handle.read())
+    return Image.fromarray(video.frames[-1])
+
+
+def render_request(job: Generation) -> RenderRequest:
+    width, height = settings.GENERATION_SIZES[job.aspect_ratio]
+    identity = None
+    if job.cameo_ids:
+        from cameo.models import Cameo
+
+        # ConsisID conditions on one face: the first cameo of the job; the others appear through
+        # their instructions in the prompt.
+        identity = identity_input(Cameo.objects.get(pk=job.cameo_ids[0]))
+    init_image = None
+    if job.mode == "continue" and job.remix_of_id is not None:
+        init_image = last_frame_of(job.remix_of)
+    return RenderRequest(
+        prompt=job.composed_prompt or job.prompt,
+        seed=job.seed,
+        width=width,
+        height=height,
+        num_frames=frame_count(job.duration_s),
+        num_inference_steps=settings.GENERATION_STEPS,
+        guidance_scale=settings.GENERATION_GUIDANCE,
+        identity=identity,
+        init_image=init_image,
+    )
+
+
+def finish_frames(frames: np.ndarray, job: Generation) -> np.ndarray:
+    fps = settings.GENERATION_FPS
+    clip = encoding.stretch_to_duration(frames, duration_s=job.duration_s, fps=fps)
+    clip = labels.stamp_visible_label(clip, fps=fps, platform_mark=settings.GENERATION_PLATFORM_MARK)
+    return watermark.embed(clip, job.content_id)
+
+
+def unconsented_faces(frames: np.ndarray, job: Generation) -> list:
+    """Cameos whose face appears in the output but who are not part of the job."""
+    from cameo.likeness import find_cameos_in_frames
+
+    picks = np.linspace(0, len(frames) - 1, num=min(LIKENESS_SCAN_FRAMES, len(frames))).astype(int)
+    return find_cameos_in_frames([frames[index] for index in picks], exclude_cameo_ids=tuple(job.cameo_ids))
+
+
+class _Progress:
+    """Reports at most every REPORT_EVERY_S seconds (and the last step), and stops the render when
+    the job is no longer running."""
+
+    REPORT_EVERY_S = 0.5
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.last = 0.0
+
+    def __call__(self, step: int, total: int) -> None:
+        now = time.monotonic()
+        if step < total and now - self.last < self.REPORT_EVERY_S:
+            return
+        self.last = now
+        status = services.report_progress(job_id=self.job_id, progress=RENDER_SHARE * step / total)
+        if status != GenerationStatus.RUNNING:
+            raise RenderCancelled(f"The job is {status}.")
+
+
+def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
+    job = services.start_generation(job_id=job_id)
+    if job is None:
+        return None
+    try:
+        lapsed = services.consent_lapsed(job)
+        if lapsed is not None:
+            return services.end_generation(
+                job_id=job_id,
+                status=GenerationStatus.BLOCKED,
+                code="consent_revoked",
+                message=f"Consent for cameo {lapsed['cameo_id']} changed before the job started.",
+            )
+        renderer = renderer or get_renderer()
+        request = render_request(job)
+        frames = renderer.generate(request, _Progress(job_id))
+        intruders = unconsented_faces(frames, job)
+        if intruders:
+            return services.end_generation(
+                job_id=job_id,
+                status=GenerationStatus.BLOCKED,
+                code="unconsented_likeness",
+                message="The video shows the face of a cameo that is not part of this job.",
+            )
+        clip = finish_frames(frames, job)
+        metadata = {
+            labels.AIGC_KEY: labels.aigc_metadata(
+                content_id=str(job.content_id), producer=settings.GENERATION_PROVIDER
+            )
+        }
+        data = encoding.encode_mp4(clip, fps=settings.GENERATION_FPS, metadata=metadata)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{job.content_id}.mp4"
+            path.write_bytes(data)
+            return services.complete_generation(
+                job_id=job_id, video_path=str(path), model_id=renderer.model_id_for(request)
+            )
+    except RenderCancelled:
+        return Generation.objects.get(pk=job_id)
+    except BackendError as exc:
+        logger.warning("generation %s failed: %s", job_id, exc)
+        return services.end_generation(
+            job_id=job_id, status=GenerationStatus.FAILED, code=exc.code, message=str(exc)
+        )
+    except Exception as exc:
+        logger.exception("generation %s failed", job_id)
+        services.end_generation(
+            job_id=job_id,
+            status=GenerationStatus.FAILED,
+            code="generation_failed",
+            message=f"{type(exc).__name__}: {exc}",
+        )
+        raise

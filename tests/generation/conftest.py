@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+from django.conf import settings
+from PIL import Image
+
+from generation.backends import IdentityInput, Renderer, RenderRequest, config_from_settings
+
+
+@pytest.fixture(scope="session")
+def tiny_renderer() -> Renderer:
+    """The tiny model set, built once into the cache directory and loaded with from_pretrained."""
+    config, name = config_from_settings()
+    return Renderer.load(config, name=name)
+
+
+def face_image(seed: int, size: int = 64) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(60, 200, size=(size, size, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def identity(cameo_id: str, seed: int, *, version: int = 1, dims: int = 128) -> IdentityInput:
+    rng = np.random.default_rng(seed)
+    return IdentityInput(
+        cameo_id=cameo_id,
+        template_version=version,
+        embedding=rng.standard_normal(dims).astype(np.float32),
+        encoder="dlib",
+        face_crop=face_image(seed),
+    )
+
+
+def render_request(**overrides) -> RenderRequest:
+    values = {
+        "prompt": "a red fox running through snow",
+        "seed": 7,
+        "width": 64,
+        "height": 64,
+        "num_frames": 9,
+        "num_inference_steps": settings.GENERATION_STEPS,
+    }
+    values.update(overrides)
+    return RenderRequest(**values)
