@@ -165,6 +165,7 @@ class IpListCreateView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("q", str, description="part of a name or alias"), *PAGE_PARAMS],
         responses={200: s.IpPageSerializer},
+        operation_id="ip_list",
         auth=[],
     )
     def get(self, request):
@@ -203,7 +204,9 @@ class IpDetailView(APIView):
 
 
 class IpUsageView(APIView):
-    @extend_schema(parameters=PAGE_PARAMS, responses={200: s.IpUsagePageSerializer})
+    @extend_schema(
+        parameters=PAGE_PARAMS, responses={200: s.IpUsagePageSerializer}, operation_id="ip_usage_list"
+    )
     def get(self, request, ip_id: str):
         ip, role = selectors.get_ip_for_viewer(viewer=request.user, ip_id=ip_id)
         if role is None:
@@ -266,7 +269,9 @@ class MyEarningsView(APIView):
 
 
 class PostRemixesView(APIView):
-    @extend_schema(parameters=PAGE_PARAMS, responses={200: PostPageSerializer})
+    @extend_schema(
+        parameters=PAGE_PARAMS, responses={200: PostPageSerializer}, operation_id="posts_remixes_list"
+    )
     def get(self, request, post_id: str):
         post = get_visible_post(viewer=request.user, post_id=post_id)
         page = keyset_page(

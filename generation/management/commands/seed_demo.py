@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from remix.demo import seed_remix_demo
 from social.demo import seed_social_demo
 
 
@@ -9,3 +10,5 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         users = seed_social_demo()
         self.stdout.write(f"demo: {len(users)} users")
+        remix = seed_remix_demo()
+        self.stdout.write(f"demo: remix chain {remix.get('chain')}, {remix['events']} revenue events")
