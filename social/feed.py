@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import ApiError
@@ -135,16 +134,16 @@ def _candidates(
     )
     if served:
         eligible = eligible.exclude(pk__in=served)
-    newest = eligible.order_by("-published_at", "-pk").values("pk")[:RECENT_POOL]
-    pool = Q(pk__in=newest)
+    # Both pools are index range scans; UNION (not `pk IN (...)`) keeps the planner off a full scan.
+    newest = eligible.order_by("-published_at", "-pk").values_list(*CANDIDATE_FIELDS)[:RECENT_POOL]
+    rows = newest
     if followed:
         from_followed = (
             eligible.filter(author_id__in=followed)
             .order_by("-published_at", "-pk")
-            .values("pk")[:FOLLOWED_POOL]
+            .values_list(*CANDIDATE_FIELDS)[:FOLLOWED_POOL]
         )
-        pool |= Q(pk__in=from_followed)
-    rows = Post.objects.filter(pool).values_list(*CANDIDATE_FIELDS)
+        rows = newest.union(from_followed)
     candidates = [
         Candidate(pk, author_id, root_id or pk, published_at, likes, comments, remixes, views, remix_allowed)
         for pk, author_id, root_id, published_at, likes, comments, remixes, views, remix_allowed in rows
