@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from core.errors import ApiError, Conflict, NotFound, RuleRefusal
 from remix.models import (
@@ -167,29 +168,41 @@ def account_key(party: Party, currency: str) -> tuple[str, int, str]:
     return (AccountOwner.USER, party.id, currency)
 
 
-def accounts_for(keys: Iterable[tuple[str, int, str]]) -> dict[tuple[str, int, str], int]:
-    """Account ids for (owner_type, owner_id, currency), creating missing accounts; two queries."""
-    wanted = set(keys)
-    LedgerAccount.objects.bulk_create(
-        [LedgerAccount(owner_type=kind, owner_id=owner, currency=cur) for kind, owner, cur in wanted],
-        ignore_conflicts=True,
-    )
-    found: dict[tuple[str, int, str], int] = {}
-    owners_by_type: dict[str, set[int]] = {}
-    for kind, owner, _ in wanted:
-        owners_by_type.setdefault(kind, set()).add(owner)
-    currencies = {cur for _, _, cur in wanted}
-    from django.db.models import Q
+ACCOUNTS_SQL = """
+WITH wanted(owner_type, owner_id, currency) AS (VALUES {values}),
+created AS (
+    INSERT INTO remix_ledgeraccount (owner_type, owner_id, currency, created_at)
+    SELECT owner_type, owner_id, currency, now() FROM wanted
+    ON CONFLICT (owner_type, owner_id, currency) DO NOTHING
+    RETURNING id, owner_type, owner_id, currency
+)
+SELECT id, owner_type, owner_id, currency FROM created
+UNION ALL
+SELECT account.id, account.owner_type, account.owner_id, account.currency
+  FROM remix_ledgeraccount account
+  JOIN wanted USING (owner_type, owner_id, currency)
+"""
 
-    condition = Q()
-    for kind, owners in owners_by_type.items():
-        condition |= Q(owner_type=kind, owner_id__in=owners)
-    for account in LedgerAccount.objects.filter(condition, currency__in=currencies).only(
-        "id", "owner_type", "owner_id", "currency"
-    ):
-        key = (account.owner_type, account.owner_id, account.currency)
-        if key in wanted:
-            found[key] = account.pk
+
+def accounts_for(keys: Iterable[tuple[str, int, str]]) -> dict[tuple[str, int, str], int]:
+    """Account ids for (owner_type, owner_id, currency), creating missing accounts, in one statement.
+
+    An account another transaction creates at the same moment is not in this statement's snapshot
+    (the insert waits for it, then skips it), so any key still missing is read once more."""
+    wanted = sorted(set(keys))
+    found: dict[tuple[str, int, str], int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            ACCOUNTS_SQL.format(values=", ".join(["(%s, %s::bigint, %s)"] * len(wanted))),
+            [value for key in wanted for value in key],
+        )
+        for pk, kind, owner, currency in cursor.fetchall():
+            found[(kind, owner, currency)] = pk
+    missing = [key for key in wanted if key not in found]
+    for kind, owner, currency in missing:
+        found[(kind, owner, currency)] = LedgerAccount.objects.get(
+            owner_type=kind, owner_id=owner, currency=currency
+        ).pk
     return found
 
 
@@ -325,11 +338,7 @@ def record_revenue_event(
         "kind": kind,
         "reverses_event_id": reverses_event_id,
     }
-    extra = {"created_at": occurred_at} if occurred_at else {}
     with transaction.atomic():
-        existing = RevenueEvent.objects.select_related("reverses").filter(event_id=event_id).first()
-        if existing is not None:
-            return _replay(existing, **request)
         original = None
         if reverses_event_id:
             original = RevenueEvent.objects.filter(event_id=reverses_event_id).first()
@@ -337,21 +346,18 @@ def record_revenue_event(
                 raise NotFound(
                     "The event to reverse does not exist.", details={"reverses": reverses_event_id}
                 )
-            _check_refund_matches(original, post_id=post_id, amount_minor=amount_minor, currency=currency)
-        else:
-            inputs = post_split_inputs(post_id=post_id)
-        try:
-            with transaction.atomic():
-                event = RevenueEvent.objects.create(
-                    event_id=event_id,
-                    post_id=post_id,
-                    amount_minor=amount_minor,
-                    currency=currency,
-                    kind=kind,
-                    reverses=original,
-                    **extra,
-                )
-        except IntegrityError:
+        event = _insert_event(
+            event_id=event_id,
+            post_id=post_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            kind=kind,
+            reverses=original,
+            created_at=occurred_at,
+        )
+        if event is None:
+            # Recorded before, or by a concurrent request that has committed by now (the insert
+            # waited for it); or, for a refund, the original was refunded under another id.
             existing = RevenueEvent.objects.select_related("reverses").filter(event_id=event_id).first()
             if existing is not None:
                 return _replay(existing, **request)
@@ -359,7 +365,11 @@ def record_revenue_event(
                 "This event was already refunded.",
                 code="already_refunded",
                 details={"reverses": reverses_event_id},
-            ) from None
+            )
+        if original is not None:
+            _check_refund_matches(original, post_id=post_id, amount_minor=amount_minor, currency=currency)
+        else:
+            inputs = post_split_inputs(post_id=post_id)
         if original is not None:
             mirrored = _mirror_lines(original)
             _write_entry(event=event, lines=mirrored)
@@ -375,6 +385,41 @@ def record_revenue_event(
             ]
             _write_entry(event=event, lines=lines)
     return RecordedEvent(event=event, splits=splits, created=True)
+
+
+INSERT_EVENT_SQL = """
+INSERT INTO remix_revenueevent (event_id, post_id, amount_minor, currency, kind, reverses_id, created_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+
+def _insert_event(
+    *, created_at: datetime | None, reverses: RevenueEvent | None, **fields
+) -> RevenueEvent | None:
+    """Insert the event row unless one with this event_id (or a refund of the same original)
+    exists; None then. One statement, no savepoint: the unique indexes decide."""
+    event = RevenueEvent(created_at=created_at or timezone.now(), reverses=reverses, **fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            INSERT_EVENT_SQL,
+            [
+                event.event_id,
+                event.post_id,
+                event.amount_minor,
+                event.currency,
+                event.kind,
+                reverses.pk if reverses else None,
+                event.created_at,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    event.pk = row[0]
+    event._state.adding = False
+    return event
 
 
 def _check_refund_matches(original: RevenueEvent, *, post_id: int, amount_minor: int, currency: str) -> None:
