@@ -71,6 +71,8 @@ def _check_quota(user: User) -> None:
 
 def _load_cameos(*, user: User, cameo_ids: Sequence) -> tuple[list, list[dict]]:
     """The cameos and the consent versions the request relies on; unknown and unusable alike 403."""
+    if not cameo_ids:
+        return [], []
     from cameo.services import authorize_cameo_use
 
     from cameo.models import Cameo

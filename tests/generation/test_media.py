@@ -1,0 +1,106 @@
+import json
+import uuid
+
+import av
+import numpy as np
+import pytest
+
+from generation import encoding, labels, watermark
+from tests.generation.conftest import render_request
+
+FPS = 8
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_renderer):
+    frames = tiny_renderer.generate(render_request())
+    return encoding.stretch_to_duration(frames, duration_s=5, fps=FPS)
+
+
+def test_frames_become_an_h264_mp4_of_the_requested_duration(clip):
+    data = encoding.encode_mp4(clip, fps=FPS)
+    with av.open(__import__("io").BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert (stream.width, stream.height) == (64, 64)
+        frames = sum(1 for _ in container.decode(stream))
+    assert frames == 5 * FPS
+    assert encoding.poster_jpeg(clip[0])[:2] == b"\xff\xd8"
+
+
+def test_aigc_metadata_reads_back_from_the_file(clip):
+    content_id = str(uuid.uuid4())
+    tag = labels.aigc_metadata(content_id=content_id, producer="reelforge")
+    decoded = encoding.decode_mp4(encoding.encode_mp4(clip, fps=FPS, metadata={labels.AIGC_KEY: tag}))
+    label = labels.read_aigc_metadata(decoded.metadata)
+    assert set(label) == {
+        "Label",
+        "ContentProducer",
+        "ProduceID",
+        "ReservedCode1",
+        "ContentPropagator",
+        "PropagateID",
+        "ReservedCode2",
+    }
+    assert label["ProduceID"] == content_id and label["Label"] == "1"
+    assert json.loads(decoded.metadata["AIGC"]) == label
+
+
+def test_visible_label_for_two_seconds_then_a_moving_mark(clip):
+    stamped = labels.stamp_visible_label(clip, fps=FPS, platform_mark="Reelforge")
+    layout = labels.label_layout(64, 64, "Reelforge")
+    assert layout.text_px >= 0.05 * 64
+    changed = np.abs(stamped.astype(int) - clip.astype(int)).sum(axis=3) > 0
+    # The label box covers the top-left corner on every frame of the first 2 s.
+    assert all(changed[index, :6, :6].mean() > 0.9 for index in range(2 * FPS))
+    assert not changed[2 * FPS :, :6, :6].all()
+    # After that, a mark is drawn and it moves.
+    positions = [
+        tuple(np.argwhere(changed[index]).mean(axis=0).round()) for index in range(2 * FPS, len(clip))
+    ]
+    assert all(changed[index].any() for index in range(2 * FPS, len(clip)))
+    assert len(set(positions)) > 3
+
+
+def test_label_text_stays_at_least_five_percent_of_the_short_side():
+    for width, height in [(64, 64), (48, 80), (480, 720), (1280, 720)]:
+        assert labels.label_layout(width, height, "Reelforge").text_px >= 0.05 * min(width, height)
+
+
+def test_watermark_carries_the_content_id_through_encoding(clip):
+    content_id = uuid.uuid4()
+    marked = watermark.embed(clip, content_id)
+    psnr = 10 * np.log10(255**2 / np.mean((marked.astype(float) - clip) ** 2))
+    assert psnr > 28
+    decoded = encoding.decode_mp4(encoding.encode_mp4(marked, fps=FPS))
+    assert watermark.read(decoded.frames).content_id == content_id
+
+
+def test_watermark_survives_reencoding_at_a_lower_bitrate(clip):
+    content_id = uuid.uuid4()
+    original = encoding.encode_mp4(watermark.embed(clip, content_id), fps=FPS)
+    original_bitrate = len(original) * 8 / 5
+    lower = int(original_bitrate * 0.6)
+    reencoded = encoding.encode_mp4(encoding.decode_mp4(original).frames, fps=FPS, bit_rate=lower)
+    assert len(reencoded) < len(original)
+    assert watermark.read(encoding.decode_mp4(reencoded).frames).content_id == content_id
+
+
+def test_watermark_polarity_flip_is_detected_by_the_header(clip):
+    content_id = uuid.uuid4()
+    marked = watermark.embed(clip, content_id)
+    reading = watermark.read(255 - marked)
+    assert reading.content_id == content_id and reading.inverted
+
+
+def test_unmarked_video_has_no_watermark(clip):
+    assert watermark.read(clip).content_id is None
+
+
+def test_hamming_corrects_one_flipped_bit_per_codeword():
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 2, size=160, dtype=np.uint8)
+    coded = watermark.hamming_encode(data)
+    for word in range(0, len(coded) // 7):
+        coded[word * 7 + int(rng.integers(0, 7))] ^= 1
+    assert np.array_equal(watermark.hamming_decode(coded), data)
