@@ -3,8 +3,8 @@
     DATA_DIR=/tmp/bench .venv/bin/python bench/feed_load.py --server gunicorn --seconds 20
     DATA_DIR=/tmp/bench .venv/bin/python bench/feed_load.py --server uvicorn --seconds 20
 
-It starts the chosen server on 127.0.0.1 (DEBUG off, persistent database connections, 2 workers:
-one per core here) against the database that `bench/seed_social.py` filled, then runs 32 concurrent
+It starts the chosen server on 127.0.0.1 (DEBUG off, 2 workers: one per core here; persistent
+database connections for gunicorn) against the database that `bench/seed_social.py` filled, then runs 32 concurrent
 keep-alive clients (asyncio, raw HTTP/1.1, one connection each, each client signed in as a
 different seeded user) for `--seconds` per scenario after a warm-up:
 
@@ -70,12 +70,10 @@ def free_port() -> int:
 
 def start_server(kind: str, port: int, workers: int) -> subprocess.Popen:
     env = dict(os.environ)
-    env.update(
-        DEBUG="0",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DB_CONN_MAX_AGE="60",
-        LOG_LEVEL="WARNING",
-    )
+    env.update(DEBUG="0", ALLOWED_HOSTS="127.0.0.1,localhost", LOG_LEVEL="WARNING")
+    # Persistent connections for the pre-forked WSGI workers; under ASGI Django runs each request's
+    # sync code in its own thread, so persistent connections pile up until PostgreSQL refuses more.
+    env["DB_CONN_MAX_AGE"] = "60" if kind == "gunicorn" else "0"
     python = sys.executable
     if kind == "gunicorn":
         command = [

@@ -21,7 +21,8 @@ another author is available (the author last served on the previous page counts 
 The cursor is signed and carries T and the ids already served in this chain: posts published
 after T never enter the chain, and served posts are excluded from every later page, so no post
 appears twice however the counters move between pages; every candidate is served eventually, in
-rank order. A chain ends after FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client
+rank order. The ranked list is cached per chain (Redis, 15 min) so later pages cost one cache read
+and one query; on a miss it is recomputed, and the served ids still rule out repeats. A chain ends after FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client
 then starts a new chain.
 """
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from core.errors import ApiError
@@ -41,6 +43,7 @@ from social.selectors import _not_blocked, visible_posts
 
 RECENT_POOL = 300
 FOLLOWED_POOL = 100
+RANKING_CACHE_SECONDS = 15 * 60
 RECENT_LIKES = 200
 HALF_LIFE_HOURS = 24.0
 
@@ -81,16 +84,19 @@ def score(candidate: Candidate, *, affinity: ViewerAffinity, snapshot: datetime)
     return freshness * engagement * author_affinity * remixability
 
 
-def spread_authors(ranked: list[Candidate], *, limit: int, previous_author_id: int | None) -> list[Candidate]:
-    """Takes `limit` posts in rank order, skipping ahead when the next one repeats the last author."""
+def spread_authors(
+    ranked: list[tuple[int, int]], *, limit: int, previous_author_id: int | None
+) -> list[tuple[int, int]]:
+    """Takes `limit` (post_id, author_id) in rank order, skipping ahead when the next one repeats
+    the last author while another author is left."""
     remaining = list(ranked)
-    chosen: list[Candidate] = []
+    chosen: list[tuple[int, int]] = []
     last_author = previous_author_id
     while remaining and len(chosen) < limit:
-        index = next((i for i, c in enumerate(remaining) if c.author_id != last_author), 0)
+        index = next((i for i, (_post, author) in enumerate(remaining) if author != last_author), 0)
         picked = remaining.pop(index)
         chosen.append(picked)
-        last_author = picked.author_id
+        last_author = picked[1]
     return chosen
 
 
@@ -153,6 +159,35 @@ def _candidates(
     return candidates, may_have_more
 
 
+def _ranking_cache_key(viewer_id: int, snapshot: datetime) -> str:
+    return f"feed:for_you:{viewer_id}:{snapshot.isoformat()}"
+
+
+def _ranked_candidates(
+    viewer: User, snapshot: datetime, served: set[int]
+) -> tuple[list[tuple[int, int]], bool]:
+    """(post_id, author_id) in rank order, not yet served; cached per chain so that later pages skip
+    the candidate and affinity queries. A cache miss recomputes; the cursor's served ids keep the
+    chain free of repeats either way."""
+    cache_key = _ranking_cache_key(viewer.pk, snapshot)
+    cached = cache.get(cache_key)
+    if cached is not None:
+        ranked, may_have_more = cached
+        remaining = [entry for entry in ranked if entry[0] not in served]
+        if remaining or not may_have_more:
+            return remaining, may_have_more
+    affinity, followed = _viewer_affinity(viewer)
+    candidates, may_have_more = _candidates(viewer, snapshot, served, followed)
+    ordered = sorted(
+        candidates,
+        key=lambda c: (score(c, affinity=affinity, snapshot=snapshot), c.post_id),
+        reverse=True,
+    )
+    ranked = [(c.post_id, c.author_id) for c in ordered]
+    cache.set(cache_key, (ranked, may_have_more), RANKING_CACHE_SECONDS)
+    return ranked, may_have_more
+
+
 def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
     state = decode_cursor(cursor)
     if state is None:
@@ -164,25 +199,21 @@ def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
             previous_author = state.get("a")
         except (KeyError, TypeError, ValueError) as exc:
             raise ApiError("The cursor is not valid.", details={"cursor": ["Invalid cursor."]}) from exc
-    affinity, followed = _viewer_affinity(viewer)
-    candidates, may_have_more = _candidates(viewer, snapshot, set(served), followed)
-    ranked = sorted(
-        candidates,
-        key=lambda c: (score(c, affinity=affinity, snapshot=snapshot), c.post_id),
-        reverse=True,
-    )
+    ranked, may_have_more = _ranked_candidates(viewer, snapshot, set(served))
     chosen = spread_authors(ranked, limit=limit, previous_author_id=previous_author)
-    by_id = {
-        post.pk: post for post in visible_posts(viewer=viewer).filter(pk__in=[c.post_id for c in chosen])
-    }
-    items = [by_id[c.post_id] for c in chosen if c.post_id in by_id]
-    served_now = served + [c.post_id for c in chosen]
+    page_ids = [post_id for post_id, _author in chosen]
+    # Blocks and reports made since the chain started apply at once.
+    fresh = visible_posts(viewer=viewer).filter(pk__in=page_ids, status=PostStatus.PUBLISHED)
+    fresh = fresh.exclude(
+        author_id__in=Report.objects.filter(reporter_id=viewer.pk).values("post__author_id")
+    )
+    by_id = {post.pk: post for post in fresh}
+    items = [by_id[post_id] for post_id in page_ids if post_id in by_id]
+    served_now = served + page_ids
     has_more = (len(ranked) > len(chosen) or may_have_more) and len(
         served_now
     ) < settings.FEED_CHAIN_MAX_POSTS
     next_cursor = None
     if has_more and chosen:
-        next_cursor = encode_cursor(
-            {"t": snapshot.isoformat(), "s": sorted(served_now), "a": chosen[-1].author_id}
-        )
+        next_cursor = encode_cursor({"t": snapshot.isoformat(), "s": sorted(served_now), "a": chosen[-1][1]})
     return Page(items=items, next_cursor=next_cursor)

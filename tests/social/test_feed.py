@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from social.feed import Candidate, spread_authors
+from social.feed import spread_authors
 from social.models import Post
 from social.services import block_user, follow_user, like_post, report_post
 from tests.conftest import client_for
@@ -97,12 +97,23 @@ def test_for_you_ranks_affinity_and_engagement(make_user, make_post):
 
 
 def test_spread_authors_takes_the_next_other_author():
-    def c(post_id, author_id):
-        return Candidate(post_id, author_id, post_id, timezone.now(), 0, 0, 0, 0, True)
+    ranked = [(1, 1), (2, 1), (3, 1), (4, 2), (5, 3)]
+    assert [x[0] for x in spread_authors(ranked, limit=5, previous_author_id=None)] == [1, 4, 2, 5, 3]
+    assert [x[0] for x in spread_authors(ranked, limit=2, previous_author_id=1)] == [4, 1]
 
-    ranked = [c(1, 1), c(2, 1), c(3, 1), c(4, 2), c(5, 3)]
-    assert [x.post_id for x in spread_authors(ranked, limit=5, previous_author_id=None)] == [1, 4, 2, 5, 3]
-    assert [x.post_id for x in spread_authors(ranked, limit=2, previous_author_id=1)] == [4, 1]
+
+def test_for_you_chain_survives_a_lost_ranking_cache(crowd):
+    from django.core.cache import cache
+
+    viewer, _authors, posts = crowd
+    client = client_for(viewer)
+
+    def forget_rankings(_page_number):
+        cache.clear()
+
+    pages = _chain(client, "for_you", limit=4, between_pages=forget_rankings)
+    served = [post["id"] for page in pages for post in page]
+    assert sorted(served) == sorted(str(p.pk) for p in posts)
 
 
 def test_following_tab_is_newest_first_from_followed_only(make_user, make_post):

@@ -46,5 +46,6 @@ def test_list_query_count_does_not_grow_with_page_size(
     assert response.status_code == 200
     assert len(response.json()["results"]) == min(limit, available)
     if response.json()["next_cursor"]:
-        with django_assert_num_queries(queries):
+        # for_you's later pages read the chain's ranking from the cache: fewer queries, never more.
+        with django_assert_num_queries(2 if "for_you" in path else queries):
             assert client.get(url + f"&cursor={response.json()['next_cursor']}").status_code == 200
