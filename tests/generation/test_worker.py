@@ -1,0 +1,158 @@
+"""The worker's path from a queued job to a draft post, run in-process with the tiny models."""
+
+
+import pytest
+import torch
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from generation import encoding, services, worker
+from generation.backends import CheckpointMissing
+from generation.models import Generation, GenerationStatus, Provenance
+from social.models import Notification, Post
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BODY = {"prompt": "a lighthouse in a storm at dusk", "duration_s": 3, "aspect_ratio": "1:1", "seed": 11}
+
+
+def request_job(user, **overrides) -> Generation:
+    job, _ = services.request_generation(
+        user=user, request=services.GenerationRequest(**{**BODY, **overrides}), idempotency_key=""
+    )
+    return job
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch):
+    # These tests run the worker in-process; the broker path has its own tests.
+    monkeypatch.setattr(services, "enqueue", lambda job_id: None)
+
+
+def test_job_runs_to_a_labelled_watermarked_draft_post(user, tiny_renderer):
+    job = request_job(user)
+    done = worker.execute_generation(job.pk, renderer=tiny_renderer)
+    assert done.status == GenerationStatus.SUCCEEDED and done.progress == 1.0
+    post = Post.objects.get(pk=done.post_id)
+    assert post.author_id == user.pk and post.status == "draft" and post.content_id == job.content_id
+    assert post.prompt == BODY["prompt"] and post.duration_s == pytest.approx(3, abs=0.2)
+    with post.video.open("rb") as handle:
+        data = handle.read()
+    from generation.provenance import read_labels
+
+    reading = read_labels(data)
+    assert reading.watermark_found and reading.content_id == job.content_id
+    assert reading.label["ProduceID"] == str(job.content_id)
+    record = Provenance.objects.get(post=post).record
+    assert record["prompt"] == BODY["prompt"] and record["seed"] == 11
+    assert record["model"].startswith("tiny:cogvideox@")
+    assert Notification.objects.filter(user=user, kind="generation_finished", post=post).exists()
+
+
+def test_a_second_delivery_makes_no_second_post(user, tiny_renderer):
+    job = request_job(user)
+    worker.execute_generation(job.pk, renderer=tiny_renderer)
+    assert worker.execute_generation(job.pk, renderer=tiny_renderer) is None
+    assert Post.objects.filter(author=user).count() == 1
+
+
+def test_completing_twice_keeps_one_post(user, tiny_renderer, tmp_path):
+    job = request_job(user)
+    services.start_generation(job_id=job.pk)
+    frames = tiny_renderer.generate(worker.render_request(job))
+    path = tmp_path / "out.mp4"
+    path.write_bytes(encoding.encode_mp4(worker.finish_frames(frames, job), fps=8))
+    first = services.complete_generation(job_id=job.pk, video_path=str(path), model_id="m")
+    second = services.complete_generation(job_id=job.pk, video_path=str(path), model_id="m")
+    assert first.post_id == second.post_id
+    assert Post.objects.filter(author=user).count() == 1
+
+
+def test_cancelled_while_running_stops_at_the_next_step(user, tiny_renderer, monkeypatch):
+    job = request_job(user)
+    original = services.report_progress
+
+    def cancel_then_report(*, job_id, progress):
+        services.cancel_generation(user=user, job_id=job_id)
+        return original(job_id=job_id, progress=progress)
+
+    monkeypatch.setattr(services, "report_progress", cancel_then_report)
+    monkeypatch.setattr(worker._Progress, "REPORT_EVERY_S", 0.0)
+    done = worker.execute_generation(job.pk, renderer=tiny_renderer)
+    assert done.status == GenerationStatus.CANCELLED and done.post_id is None
+    assert not Post.objects.exists()
+
+
+class OutOfMemoryRenderer:
+    """Stands in for a GPU that cannot fit the model: torch's own out-of-memory error."""
+
+    def generate(self, request, on_step=None):
+        from generation.backends.loading import translate_device_errors
+
+        raise translate_device_errors(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB"))
+
+    def model_id_for(self, request):
+        return "oom"
+
+
+def test_cuda_out_of_memory_fails_the_job_with_a_clear_code(user):
+    job = request_job(user)
+    done = worker.execute_generation(job.pk, renderer=OutOfMemoryRenderer())
+    assert done.status == GenerationStatus.FAILED and done.error_code == "out_of_memory"
+    assert "out of memory" in done.error_message
+
+
+def test_missing_checkpoint_fails_the_job_with_a_clear_code(user, settings, tmp_path, monkeypatch):
+    from generation import backends
+
+    settings.GENERATION_BACKEND = "diffusers"
+    settings.GENERATION_MODEL_DIR = str(tmp_path / "absent-models")
+    monkeypatch.setattr(backends, "_renderer", None)
+    job = request_job(user)
+    done = worker.execute_generation(job.pk)
+    assert done.status == GenerationStatus.FAILED and done.error_code == "model_unavailable"
+    assert "absent-models" in done.error_message
+    with pytest.raises(CheckpointMissing):
+        backends.get_renderer()
+    monkeypatch.setattr(backends, "_renderer", None)
+
+
+def test_provenance_is_for_the_author_only_and_verify_names_the_post(user, make_user, tiny_renderer):
+    job = worker.execute_generation(request_job(user).pk, renderer=tiny_renderer)
+    author = client_for(user)
+    response = author.get(f"/api/v1/posts/{job.post_id}/provenance")
+    assert response.status_code == 200
+    assert response.json()["record"]["composed_prompt"] == BODY["prompt"]
+    stranger = client_for(make_user("eve"))
+    assert stranger.get(f"/api/v1/posts/{job.post_id}/provenance").status_code == 404
+
+    data = Post.objects.get(pk=job.post_id).video.open("rb").read()
+    verified = stranger.post(
+        "/api/v1/provenance/verify", {"file": SimpleUploadedFile("x.mp4", data, "video/mp4")}, format="multipart"
+    ).json()
+    assert verified["generated_here"] is True and verified["post_id"] == str(job.post_id)
+    assert verified["content_id"] == str(job.content_id) and verified["label"]["Label"] == "1"
+
+    # Metadata stripped by a re-encode at a lower bitrate: the watermark still names the post.
+    frames = encoding.decode_mp4(data).frames
+    stripped = encoding.encode_mp4(frames, fps=8, bit_rate=int(len(data) * 8 / 3 * 0.6))
+    again = stranger.post(
+        "/api/v1/provenance/verify", {"file": SimpleUploadedFile("y.mp4", stripped, "video/mp4")}, format="multipart"
+    ).json()
+    assert again["label"] is None and again["watermark_found"] and again["post_id"] == str(job.post_id)
+
+
+def test_verify_a_file_from_elsewhere_and_a_file_that_is_not_video(user, tiny_renderer):
+    client = client_for(user)
+    foreign = encoding.encode_mp4(tiny_renderer.generate(worker.render_request(request_job(user, seed=5))), fps=8)
+    result = client.post(
+        "/api/v1/provenance/verify", {"file": SimpleUploadedFile("f.mp4", foreign, "video/mp4")}, format="multipart"
+    ).json()
+    assert result["generated_here"] is False and result["post_id"] is None
+    bad = client.post(
+        "/api/v1/provenance/verify",
+        {"file": SimpleUploadedFile("a.mp4", b"not a video at all", "video/mp4")},
+        format="multipart",
+    )
+    assert bad.status_code == 415 and bad.json()["error"]["code"] == "unsupported_media"
+    assert client.post("/api/v1/provenance/verify", {}, format="multipart").status_code == 400
