@@ -22,7 +22,6 @@ from core.errors import ApiError, Conflict, NotFound, RuleRefusal
 from remix.models import (
     AccountOwner,
     EventKind,
-    IpLicence,
     JournalEntry,
     LedgerAccount,
     Posting,
@@ -206,30 +205,39 @@ def accounts_for(keys: Iterable[tuple[str, int, str]]) -> dict[tuple[str, int, s
     return found
 
 
-def post_split_inputs(*, post_id: int) -> dict:
-    """What `split_revenue` needs to know about a post: its creator, cameo owners, remix source and
-    licensed IP with the share of the policy version each licence recorded."""
-    from social.models import Post
+POST_PARTIES_SQL = """
+SELECT post.author_id, post.cameo_owner_ids, parent.author_id,
+       COALESCE(array_agg(licence.ip_id ORDER BY licence.ip_id) FILTER (WHERE licence.id IS NOT NULL), '{}'),
+       COALESCE(array_agg(ip.rights_holder_id ORDER BY licence.ip_id) FILTER (WHERE licence.id IS NOT NULL), '{}'),
+       COALESCE(array_agg(policy.revenue_share_bps ORDER BY licence.ip_id) FILTER (WHERE licence.id IS NOT NULL), '{}')
+  FROM social_post post
+  LEFT JOIN social_post parent ON parent.id = post.remix_of_id
+  LEFT JOIN remix_iplicence licence ON licence.post_id = post.id
+  LEFT JOIN remix_intellectualproperty ip ON ip.id = licence.ip_id
+  LEFT JOIN remix_ippolicy policy ON policy.id = licence.policy_id
+ WHERE post.id = %s
+ GROUP BY post.id, parent.author_id
+"""
 
-    post = (
-        Post.objects.filter(pk=post_id)
-        .select_related("remix_of")
-        .only("id", "author_id", "cameo_owner_ids", "remix_of__id", "remix_of__author_id")
-        .first()
-    )
-    if post is None:
+
+def post_split_inputs(*, post_id: int) -> dict:
+    """What `split_revenue` needs to know about a post, in one query: its creator, cameo owners,
+    the remixed post's author, and its licensed IP with the share of the policy version each
+    licence recorded (not the IP's current policy)."""
+    with connection.cursor() as cursor:
+        cursor.execute(POST_PARTIES_SQL, [post_id])
+        row = cursor.fetchone()
+    if row is None:
         raise NotFound("No such post.", details={"post_id": str(post_id)})
-    ip_shares = [
-        IpShare(ip_id=ip_id, rights_holder_id=holder_id, bps=bps)
-        for ip_id, holder_id, bps in IpLicence.objects.filter(post_id=post_id).values_list(
-            "ip_id", "ip__rights_holder_id", "policy__revenue_share_bps"
-        )
-    ]
+    creator_id, cameo_owner_ids, remix_source_id, ip_ids, holder_ids, shares = row
     return {
-        "ip_shares": ip_shares,
-        "cameo_owner_ids": list(post.cameo_owner_ids or []),
-        "remix_source_id": post.remix_of.author_id if post.remix_of_id else None,
-        "creator_id": post.author_id,
+        "ip_shares": [
+            IpShare(ip_id=ip_id, rights_holder_id=holder_id, bps=bps)
+            for ip_id, holder_id, bps in zip(ip_ids, holder_ids, shares, strict=True)
+        ],
+        "cameo_owner_ids": list(cameo_owner_ids or []),
+        "remix_source_id": remix_source_id,
+        "creator_id": creator_id,
     }
 
 
@@ -277,30 +285,34 @@ def _replay(existing: RevenueEvent, **request) -> RecordedEvent:
     return RecordedEvent(event=existing, splits=splits_of(existing), created=False)
 
 
+WRITE_ENTRY_SQL = """
+WITH entry AS (
+    INSERT INTO remix_journalentry (event_id, created_at) VALUES (%s, %s) RETURNING id
+)
+INSERT INTO remix_posting (entry_id, account_id, amount_minor, currency, role, position, post_id, ip_id, created_at)
+SELECT entry.id, line.account_id, line.amount_minor, %s, line.role, line.position, %s, line.ip_id, %s
+  FROM entry, (VALUES {values}) AS line(account_id, amount_minor, role, position, ip_id)
+"""
+LINE_VALUES = "(%s::bigint, %s::bigint, %s::varchar, %s::smallint, %s::bigint)"
+
+
 def _write_entry(*, event: RevenueEvent, lines: list[tuple[Party | None, str, int, int | None]]) -> None:
-    """Write the entry: `lines` are (party or None for the source, role, amount, ip_id)."""
+    """Write the entry and its postings in one statement: `lines` are (party, or None for the
+    source of the money; role; amount; ip_id). The database checks the sum again at commit."""
     if sum(amount for _, _, amount, _ in lines) != 0:
         raise ValueError("a journal entry must sum to zero")
     source_key = (AccountOwner.EXTERNAL, 0, event.currency)
     keys = {source_key} | {account_key(party, event.currency) for party, _, _, _ in lines if party}
     account_ids = accounts_for(keys)
-    entry = JournalEntry.objects.create(event=event, created_at=event.created_at)
-    Posting.objects.bulk_create(
-        [
-            Posting(
-                entry=entry,
-                account_id=account_ids[account_key(party, event.currency) if party else source_key],
-                amount_minor=amount,
-                currency=event.currency,
-                role=role,
-                position=position,
-                post_id=event.post_id,
-                ip_id=ip_id,
-                created_at=event.created_at,
-            )
-            for position, (party, role, amount, ip_id) in enumerate(lines)
-        ]
-    )
+    values = []
+    for position, (party, role, amount, ip_id) in enumerate(lines):
+        account_id = account_ids[account_key(party, event.currency) if party else source_key]
+        values += [account_id, amount, str(role), position, ip_id]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            WRITE_ENTRY_SQL.format(values=", ".join([LINE_VALUES] * len(lines))),
+            [event.pk, event.created_at, event.currency, event.post_id, event.created_at, *values],
+        )
 
 
 def record_revenue_event(
