@@ -12,6 +12,19 @@ from core.themes import normalize_text
 from remix.models import IntellectualProperty, IpLicence, PolicyStatus, RightsHolderMember
 from social.models import Post, User
 
+MAX_ID = 2**63 - 1
+
+
+def parse_id(raw, *, message: str = "Not found.") -> int:
+    """An id from a URL as an int; anything that cannot be one (or overflows bigint) is a 404."""
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise NotFound(message) from None
+    if not 0 < value <= MAX_ID:
+        raise NotFound(message)
+    return value
+
 
 def member_role(*, user: User, rights_holder_id: int) -> str | None:
     if user is None or not user.is_authenticated:
@@ -34,7 +47,7 @@ def ip_catalogue(*, q: str | None = None) -> QuerySet[IntellectualProperty]:
     (compared after the same normalisation as detection: case and width folded)."""
     ips = _ips().filter(rights_holder__verified=True, current_policy__status=PolicyStatus.OPTED_IN)
     if q and q.strip():
-        needle = normalize_text(q)
+        needle = normalize_text(q.replace("\x00", ""))
         ips = ips.extra(
             where=[
                 "(lower(remix_intellectualproperty.name) LIKE %s OR EXISTS (SELECT 1 FROM "
@@ -53,8 +66,8 @@ def get_ip_for_viewer(*, viewer: User | None, ip_id) -> tuple[IntellectualProper
     """An IP and the viewer's role in its rights holder. Opted-in IP of verified holders is public;
     anything else is visible to members only (404 to the rest)."""
     try:
-        ip = _ips().get(pk=int(ip_id))
-    except (IntellectualProperty.DoesNotExist, TypeError, ValueError):
+        ip = _ips().get(pk=parse_id(ip_id, message="No such IP."))
+    except IntellectualProperty.DoesNotExist:
         raise NotFound("No such IP.") from None
     role = member_role(user=viewer, rights_holder_id=ip.rights_holder_id) if viewer else None
     public = (

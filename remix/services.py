@@ -19,7 +19,7 @@ from remix.models import (
     RightsHolder,
     RightsHolderMember,
 )
-from remix.selectors import member_role
+from remix.selectors import member_role, parse_id
 from social.models import Post, PostStatus, User
 
 POLICY_FIELDS = ("status", "allow_cameos", "disallowed_themes", "revenue_share_bps")
@@ -59,8 +59,8 @@ def _require_role(*, user: User, rights_holder: RightsHolder, admin: bool) -> No
 
 def _get_rights_holder(rights_holder_id) -> RightsHolder:
     try:
-        return RightsHolder.objects.get(pk=int(rights_holder_id))
-    except (RightsHolder.DoesNotExist, TypeError, ValueError):
+        return RightsHolder.objects.get(pk=parse_id(rights_holder_id, message="No such rights holder."))
+    except RightsHolder.DoesNotExist:
         raise NotFound("No such rights holder.") from None
 
 
@@ -202,9 +202,9 @@ def update_ip(
             ip = (
                 IntellectualProperty.objects.select_for_update(of=("self",))
                 .select_related("current_policy", "rights_holder")
-                .get(pk=int(ip_id))
+                .get(pk=parse_id(ip_id, message="No such IP."))
             )
-        except (IntellectualProperty.DoesNotExist, TypeError, ValueError):
+        except IntellectualProperty.DoesNotExist:
             raise NotFound("No such IP.") from None
         if actor is not None and not as_staff:
             role = member_role(user=actor, rights_holder_id=ip.rights_holder_id)

@@ -45,7 +45,7 @@ class PolicyInputSerializer(StrictSerializer):
 
 
 class IpCreateSerializer(StrictSerializer):
-    rights_holder_id = serializers.IntegerField(min_value=1)
+    rights_holder_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     name = serializers.CharField(min_length=1, max_length=120)
     aliases = serializers.ListField(
         child=serializers.CharField(max_length=120), max_length=100, required=False, default=list
@@ -110,7 +110,7 @@ class IpUsagePageSerializer(serializers.Serializer):
 
 class RevenueEventRequestSerializer(StrictSerializer):
     event_id = serializers.CharField(min_length=1, max_length=100)
-    post_id = serializers.IntegerField(min_value=1)
+    post_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     amount_minor = serializers.IntegerField(min_value=-(2**62), max_value=2**62)
     currency = serializers.RegexField(r"^[A-Za-z]{3}$")
     kind = serializers.ChoiceField(choices=EventKind.values)

@@ -138,10 +138,9 @@ class RightsHolderStatementView(APIView):
         responses={200: s.StatementSerializer, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request, holder_id: str):
-        try:
-            holder = RightsHolder.objects.get(pk=int(holder_id))
-        except (RightsHolder.DoesNotExist, ValueError):
-            raise NotFound("No such rights holder.") from None
+        holder = RightsHolder.objects.filter(pk=selectors.parse_id(holder_id)).first()
+        if holder is None:
+            raise NotFound("No such rights holder.")
         if selectors.member_role(user=request.user, rights_holder_id=holder.pk) is None:
             raise Forbidden("Only members of this rights holder may read its statements.")
         start, end = read_period(request.query_params)

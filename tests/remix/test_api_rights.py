@@ -174,3 +174,17 @@ def test_usage_is_for_members_with_a_pinned_query_count(
         assert len(page.json()["results"]) == limit
     item = page.json()["results"][0]
     assert item["policy_version"] == 1 and item["author"]["username"] == creator.username
+
+
+def test_ids_that_cannot_exist_are_404_not_500(admin, holder_id, api):
+    huge = "9" * 30
+    client = client_for(admin)
+    assert api.get(f"/api/v1/ip/{huge}").status_code == 404
+    assert client.patch(f"/api/v1/ip/{huge}", {"name": "x"}, format="json").status_code == 404
+    assert client.get("/api/v1/ip/-1/usage").status_code == 404
+    assert client.get(f"/api/v1/rights-holders/{huge}/statement").status_code == 404
+    assert (
+        client.put(f"/api/v1/rights-holders/{huge}/members/{admin.username}", {}, format="json").status_code
+        == 404
+    )
+    assert api.get("/api/v1/ip?q=%00lantern").status_code == 200
