@@ -53,7 +53,10 @@ def read_period(params) -> tuple[datetime, datetime]:
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     end = read("to") or timezone.now()
-    start = read("from") or end - timedelta(days=30)
+    try:
+        start = read("from") or end - timedelta(days=30)
+    except OverflowError:
+        raise ApiError(details={"to": ["Too far in the past."]}) from None
     if start > end:
         raise ApiError(details={"from": ["Must not be after `to`."]})
     return start, end

@@ -136,3 +136,9 @@ def test_statements_are_for_members_in_json_and_csv(setup):
         ("EUR", "200", str(setup["post"].pk)),
         ("USD", "2000", str(setup["post"].pk)),
     ]
+
+
+@pytest.mark.parametrize("query", ["to=0001-01-01", "from=2021-02-30", "to=2021-01-01T25:00:00", "from=%00"])
+def test_odd_periods_are_400(setup, query):
+    response = client_for(setup["creator"]).get(f"/api/v1/me/earnings?{query}")
+    assert response.status_code == 400
