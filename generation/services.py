@@ -318,7 +318,11 @@ def complete_generation(*, job_id: int, video_path: str, model_id: str) -> Gener
     from social.services import create_post, notify
 
     with transaction.atomic():
-        job = Generation.objects.select_for_update(of=("self",)).select_related("user", "remix_of").get(pk=job_id)
+        job = (
+            Generation.objects.select_for_update(of=("self",))
+            .select_related("user", "remix_of")
+            .get(pk=job_id)
+        )
         if job.post_id is not None or job.status != GenerationStatus.RUNNING:
             return job
         lapsed = consent_lapsed(job)

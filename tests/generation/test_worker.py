@@ -1,6 +1,5 @@
 """The worker's path from a queued job to a draft post, run in-process with the tiny models."""
 
-
 import pytest
 import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -128,7 +127,9 @@ def test_provenance_is_for_the_author_only_and_verify_names_the_post(user, make_
 
     data = Post.objects.get(pk=job.post_id).video.open("rb").read()
     verified = stranger.post(
-        "/api/v1/provenance/verify", {"file": SimpleUploadedFile("x.mp4", data, "video/mp4")}, format="multipart"
+        "/api/v1/provenance/verify",
+        {"file": SimpleUploadedFile("x.mp4", data, "video/mp4")},
+        format="multipart",
     ).json()
     assert verified["generated_here"] is True and verified["post_id"] == str(job.post_id)
     assert verified["content_id"] == str(job.content_id) and verified["label"]["Label"] == "1"
@@ -137,16 +138,22 @@ def test_provenance_is_for_the_author_only_and_verify_names_the_post(user, make_
     frames = encoding.decode_mp4(data).frames
     stripped = encoding.encode_mp4(frames, fps=8, bit_rate=int(len(data) * 8 / 3 * 0.6))
     again = stranger.post(
-        "/api/v1/provenance/verify", {"file": SimpleUploadedFile("y.mp4", stripped, "video/mp4")}, format="multipart"
+        "/api/v1/provenance/verify",
+        {"file": SimpleUploadedFile("y.mp4", stripped, "video/mp4")},
+        format="multipart",
     ).json()
     assert again["label"] is None and again["watermark_found"] and again["post_id"] == str(job.post_id)
 
 
 def test_verify_a_file_from_elsewhere_and_a_file_that_is_not_video(user, tiny_renderer):
     client = client_for(user)
-    foreign = encoding.encode_mp4(tiny_renderer.generate(worker.render_request(request_job(user, seed=5))), fps=8)
+    foreign = encoding.encode_mp4(
+        tiny_renderer.generate(worker.render_request(request_job(user, seed=5))), fps=8
+    )
     result = client.post(
-        "/api/v1/provenance/verify", {"file": SimpleUploadedFile("f.mp4", foreign, "video/mp4")}, format="multipart"
+        "/api/v1/provenance/verify",
+        {"file": SimpleUploadedFile("f.mp4", foreign, "video/mp4")},
+        format="multipart",
     ).json()
     assert result["generated_here"] is False and result["post_id"] is None
     bad = client.post(
