@@ -129,9 +129,10 @@ class GenerationRequest:
 
 
 def request_generation(
-    *, user: User, request: GenerationRequest, idempotency_key: str = ""
+    *, user: User, request: GenerationRequest, idempotency_key: str = "", enqueue_job: bool = True
 ) -> tuple[Generation, bool]:
-    """Validates, checks rights and quota, writes the job and enqueues it once the write commits.
+    """Validates, checks rights and quota, writes the job and enqueues it once the write commits
+    (`enqueue_job=False` leaves running it to the caller, as the demo seeding does).
     Returns (job, created); the same idempotency key from the same user returns the same job."""
     if idempotency_key:
         existing = Generation.objects.filter(user_id=user.pk, idempotency_key=idempotency_key).first()
@@ -178,7 +179,8 @@ def request_generation(
                 licences=licences,
                 content_id=uuid.uuid4(),
             )
-            transaction.on_commit(lambda: enqueue(job.pk))
+            if enqueue_job:
+                transaction.on_commit(lambda: enqueue(job.pk))
     except IntegrityError:
         # Two requests with one key raced; the loser returns the winner's job.
         existing = Generation.objects.filter(user_id=user.pk, idempotency_key=idempotency_key).first()

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from generation.demo import seed_generation_demo
 from remix.demo import seed_remix_demo
 from social.demo import seed_social_demo
 
@@ -10,5 +11,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         users = seed_social_demo()
         self.stdout.write(f"demo: {len(users)} users")
+        posts = seed_generation_demo(users)
+        self.stdout.write(f"demo: {len(posts)} generated posts")
         remix = seed_remix_demo()
         self.stdout.write(f"demo: remix chain {remix.get('chain')}, {remix['events']} revenue events")

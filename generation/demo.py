@@ -1,0 +1,70 @@
+"""The generation part of the demo that `make run` loads: sample posts made through the real job
+path (request, moderation, quota, render with the configured backend, labels, watermark, storage,
+provenance, draft post), run in this process, then published. A remix chain of three (alice's
+post, bob's remix, carol's continuation) gives the remix demo its lineage. Idempotent: each job has
+a fixed idempotency key, and a finished job is not run again.
+"""
+
+from __future__ import annotations
+
+from generation import services, worker
+from generation.models import Generation, GenerationStatus
+from social.models import Post, PostStatus, User
+
+DEMO_JOBS = [
+    ("alice", "demo-sunrise", "a paper boat sailing at sunrise on a calm lake", None, None),
+    ("bob", "demo-city", "neon city street in the rain, seen from a tram window", None, None),
+    ("carol", "demo-garden", "a hummingbird visiting red flowers in slow motion", None, None),
+    ("bob", "demo-sunrise-remix", "the boat drifts into a storm", "demo-sunrise", "remix"),
+    (
+        "carol",
+        "demo-sunrise-continue",
+        "the storm clears and dolphins follow the boat",
+        "demo-sunrise-remix",
+        "continue",
+    ),
+]
+
+
+def _publish(job: Generation) -> Post | None:
+    from social.services import publish_post
+
+    if job.post_id is None:
+        return None
+    post = Post.objects.get(pk=job.post_id)
+    if post.status == PostStatus.DRAFT:
+        post = publish_post(actor=job.user, post=post)
+    return post
+
+
+def seed_generation_demo(users: dict[str, User] | None = None) -> list[Post]:
+    users = users or {
+        user.username: user for user in User.objects.filter(username__in=["alice", "bob", "carol"])
+    }
+    jobs: dict[str, Generation] = {}
+    posts = []
+    for username, key, prompt, source_key, mode in DEMO_JOBS:
+        user = users[username]
+        source = jobs.get(source_key) if source_key else None
+        if source_key and (source is None or source.post_id is None):
+            continue
+        job, _ = services.request_generation(
+            user=user,
+            request=services.GenerationRequest(
+                prompt=prompt,
+                duration_s=3,
+                aspect_ratio="9:16",
+                remix_of=None if source is None else source.post_id,
+                mode=mode,
+                seed=len(key),
+            ),
+            idempotency_key=key,
+            enqueue_job=False,
+        )
+        if job.status in (GenerationStatus.QUEUED, GenerationStatus.RUNNING):
+            job = worker.execute_generation(job.pk) or Generation.objects.get(pk=job.pk)
+        jobs[key] = job
+        post = _publish(job)
+        if post is not None:
+            posts.append(post)
+    return posts

@@ -1,0 +1,24 @@
+import pytest
+
+from generation.demo import seed_generation_demo
+from generation.models import Generation, Provenance
+from social.demo import seed_social_demo
+from social.models import Post
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_demo_posts_are_made_through_the_job_path_and_seeding_again_changes_nothing():
+    users = seed_social_demo()
+    before = Post.objects.count()
+    posts = seed_generation_demo(users)
+    assert len(posts) == 5 and all(post.status == "published" for post in posts)
+    assert Generation.objects.filter(status="succeeded").count() == 5
+    assert Provenance.objects.count() == 5
+    chain_end = Post.objects.get(pk=posts[-1].pk)
+    assert chain_end.depth == 2 and chain_end.remix_of.remix_of_id == posts[0].pk
+    assert Generation.objects.get(post=chain_end).mode == "continue"
+
+    again = seed_generation_demo(users)
+    assert [post.pk for post in again] == [post.pk for post in posts]
+    assert Post.objects.count() == before + 5 and Generation.objects.count() == 5
