@@ -61,6 +61,8 @@ class Generation(models.Model):
     licences = models.JSONField(default=list, blank=True)
     content_id = models.UUIDField(unique=True)
     model_id = models.CharField(max_length=200, blank=True, default="")
+    # Seconds per stage of the last attempt (prepare, render, finish, store): operations and bench/.
+    timings = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -129,9 +129,13 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
                 code="consent_revoked",
                 message=f"Consent for cameo {lapsed['cameo_id']} changed before the job started.",
             )
+        clock = time.perf_counter()
+        timings = {}
         renderer = renderer or get_renderer()
         request = render_request(job)
+        timings["prepare_s"], clock = time.perf_counter() - clock, time.perf_counter()
         frames = renderer.generate(request, _Progress(job_id))
+        timings["render_s"], clock = time.perf_counter() - clock, time.perf_counter()
         intruders = unconsented_faces(frames, job)
         if intruders:
             return services.end_generation(
@@ -147,12 +151,16 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
             )
         }
         data = encoding.encode_mp4(clip, fps=settings.GENERATION_FPS, metadata=metadata)
+        timings["finish_s"], clock = time.perf_counter() - clock, time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"{job.content_id}.mp4"
             path.write_bytes(data)
-            return services.complete_generation(
+            done = services.complete_generation(
                 job_id=job_id, video_path=str(path), model_id=renderer.model_id_for(request)
             )
+        timings["store_s"] = time.perf_counter() - clock
+        Generation.objects.filter(pk=job_id).update(timings={k: round(v, 4) for k, v in timings.items()})
+        return done
     except RenderCancelled:
         return Generation.objects.get(pk=job_id)
     except BackendError as exc:
