@@ -321,13 +321,16 @@ def seed_statement(count: int, chunk: int = 100_000) -> tuple[int, dict[str, flo
 
 
 STATEMENT_SQL = """
-SELECT p.ip_id, ip.name, p.post_id, p.currency, COUNT(p.entry_id), SUM(p.amount_minor)
-  FROM remix_posting p
-  JOIN remix_ledgeraccount a ON a.id = p.account_id
-  LEFT JOIN remix_intellectualproperty ip ON ip.id = p.ip_id
- WHERE a.owner_type = 'rights_holder' AND a.owner_id = %s AND p.created_at >= %s AND p.created_at < %s
- GROUP BY p.ip_id, ip.name, p.post_id, p.currency
- ORDER BY p.ip_id, p.post_id, p.currency
+SELECT line.ip_id, ip.name, line.post_id, line.currency, line.events, line.amount_minor
+  FROM (
+      SELECT p.ip_id, p.post_id, p.currency, COUNT(p.entry_id) AS events, SUM(p.amount_minor) AS amount_minor
+        FROM remix_posting p
+        JOIN remix_ledgeraccount a ON a.id = p.account_id
+       WHERE a.owner_type = 'rights_holder' AND a.owner_id = %s AND p.created_at >= %s AND p.created_at < %s
+       GROUP BY p.ip_id, p.post_id, p.currency
+  ) AS line
+  LEFT JOIN remix_intellectualproperty ip ON ip.id = line.ip_id
+ ORDER BY line.ip_id, line.post_id, line.currency
 """
 
 
@@ -365,6 +368,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--statement-events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--statement-holder",
+        type=int,
+        help="time the statement of this already seeded rights holder; seed nothing",
+    )
     args = parser.parse_args()
     with ExitStack() as stack:
         start_django(stack)
@@ -374,7 +382,14 @@ def main() -> None:
                 f"events: {figures['events']}  service {figures['service_per_s']:.0f}/s  "
                 f"raw SQL {figures['raw_sql_per_s']:.0f}/s  ratio {figures['raw_sql_per_s'] / figures['service_per_s']:.2f}x"
             )
-        if args.statement_events:
+        if args.statement_holder:
+            figures = bench_statement(args.statement_holder, args.repeat)
+            print(
+                f"statement over {figures['events_in_statement']} events ({figures['statement_lines']} lines): "
+                f"service {figures['service_s']:.2f} s  raw SQL {figures['raw_sql_s']:.2f} s  "
+                f"ratio {figures['service_s'] / figures['raw_sql_s']:.2f}x"
+            )
+        elif args.statement_events:
             holder_id, seeding = seed_statement(args.statement_events)
             print(
                 f"seeded {args.statement_events} events: splits {seeding['split_and_plan_s']:.1f} s, COPY {seeding['copy_s']:.1f} s"
