@@ -10,6 +10,11 @@ The message: a 16-bit known header, the 128-bit content id and a CRC-16, protect
 so every coded bit appears many times; the reader sums the soft values of all copies (a vote across
 frames) before deciding. Processing can flip the sign of the whole mark (inverted luma, some
 transcoders' filters); the header read back inverted reveals the flip, and the bits are inverted.
+
+Capacity is the limit on tiny frames: a 64x64 frame has 64 blocks for 280 coded bits. Measured on
+tiny 64x64 clips re-encoded with libx264 at a fraction of the original bitrate (10 random ids each):
+5 s clips survived 10/10 at 75% and 7/10 at 60%; 3 s clips 8/10 at 75% and 4/10 at 60%. A 480x720
+frame has 5400 blocks, each coded bit about 19 times per frame.
 """
 
 from __future__ import annotations
