@@ -3,3 +3,11 @@ from django.apps import AppConfig
 
 class CameoConfig(AppConfig):
     name = "cameo"
+    verbose_name = "Cameos"
+
+    def ready(self):
+        from cameo import receivers  # noqa: F401
+        from cameo.services import refuse_publish_without_consent
+        from social.hooks import register_publish_check
+
+        register_publish_check(refuse_publish_without_consent)

@@ -1,0 +1,219 @@
+"""Cameos: a person's verified likeness and the consent that governs its use.
+
+Biometric data (the template, the face crop, the verification video) lives only in `Cameo` and in
+storage under `cameos/<id>/`, so erasing a cameo erases all of it. Audit entries keep what changed,
+never biometrics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+from pgvector.django import HnswIndex, VectorField
+
+from cameo.identity import TEMPLATE_DIMENSIONS
+
+
+class CameoStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"
+    ACTIVE = "active", "Active"
+    REJECTED = "rejected", "Rejected"
+    DELETED = "deleted", "Deleted"
+
+
+class Permission(models.TextChoices):
+    ONLY_ME = "only_me", "Only me"
+    APPROVED = "approved", "Approved people"
+    MUTUALS = "mutuals", "Mutuals"
+    EVERYONE = "everyone", "Everyone"
+
+
+# Wider permissions admit more people; narrowing (a lower rank) bumps the consent version.
+PERMISSION_RANK = {
+    Permission.ONLY_ME: 0,
+    Permission.APPROVED: 1,
+    Permission.MUTUALS: 2,
+    Permission.EVERYONE: 3,
+}
+
+
+class RejectionReason(models.TextChoices):
+    NO_FACE = "no_face"
+    MULTIPLE_FACES = "multiple_faces"
+    FACE_TOO_SMALL = "face_too_small"
+    LOW_QUALITY = "low_quality"
+    INCONSISTENT_IDENTITY = "inconsistent_identity"
+    LIVENESS_FAILED = "liveness_failed"
+    LIKENESS_ALREADY_CLAIMED = "likeness_already_claimed"
+    UNSUPPORTED_MEDIA = "unsupported_media"
+
+
+def cameo_prefix(cameo_id: int) -> str:
+    return f"cameos/{cameo_id}"
+
+
+def verification_path(cameo: Cameo, filename: str) -> str:
+    return f"{cameo_prefix(cameo.pk)}/verification/{filename}"
+
+
+def face_crop_path(cameo: Cameo, filename: str) -> str:
+    return f"{cameo_prefix(cameo.pk)}/face/{filename}"
+
+
+class Cameo(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cameos")
+    display_name = models.CharField(max_length=64)
+    status = models.CharField(max_length=12, choices=CameoStatus.choices, default=CameoStatus.PROCESSING)
+    rejection_reason = models.CharField(
+        max_length=32, choices=RejectionReason.choices, blank=True, default=""
+    )
+    permission = models.CharField(max_length=10, choices=Permission.choices, default=Permission.ONLY_ME)
+    instructions = models.CharField(max_length=500, blank=True, default="")
+    restrictions = ArrayField(models.CharField(max_length=80), default=list, blank=True)
+    consent_version = models.PositiveIntegerField(default=1)
+    # Biometrics: erased together by services.erase_cameo.
+    template_vector = VectorField(dimensions=TEMPLATE_DIMENSIONS, null=True, blank=True)
+    template_dim = models.PositiveSmallIntegerField(default=0)
+    template_spread = models.FloatField(null=True, blank=True)
+    template_version = models.PositiveIntegerField(default=0)
+    encoder = models.CharField(max_length=32, blank=True, default="")
+    encoder_version = models.CharField(max_length=64, blank=True, default="")
+    face_crop = models.FileField(upload_to=face_crop_path, max_length=300, blank=True)
+    verification_video = models.FileField(upload_to=verification_path, max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner", "status"], name="cameo_owner_status_idx"),
+            HnswIndex(
+                name="cameo_template_hnsw",
+                fields=["template_vector"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["processing", "active", "rejected", "deleted"]),
+                name="cameo_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(permission__in=["only_me", "approved", "mutuals", "everyone"]),
+                name="cameo_permission_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="active") | models.Q(template_vector__isnull=False),
+                name="cameo_active_has_template",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="rejected") | ~models.Q(rejection_reason=""),
+                name="cameo_rejected_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cameo {self.pk} of {self.owner_id} ({self.status})"
+
+    @property
+    def template(self) -> np.ndarray | None:
+        """The template in its encoder's own dimension (storage pads it to the widest encoder)."""
+        if self.template_vector is None:
+            return None
+        return np.asarray(self.template_vector, dtype=np.float32)[: self.template_dim]
+
+
+class CameoGrant(models.Model):
+    cameo = models.ForeignKey(Cameo, on_delete=models.CASCADE, related_name="grants")
+    grantee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cameo_grants"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cameo", "grantee"], name="cameo_grant_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.grantee_id} may use cameo {self.cameo_id}"
+
+
+class RequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    GRANTED = "granted", "Granted"
+    DECLINED = "declined", "Declined"
+
+
+class CameoRequest(models.Model):
+    cameo = models.ForeignKey(Cameo, on_delete=models.CASCADE, related_name="requests")
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cameo_requests"
+    )
+    message = models.CharField(max_length=300, blank=True, default="")
+    status = models.CharField(max_length=10, choices=RequestStatus.choices, default=RequestStatus.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cameo", "requester"],
+                condition=models.Q(status="pending"),
+                name="cameo_request_one_pending",
+            )
+        ]
+        indexes = [models.Index(fields=["cameo", "-created_at"], name="cameo_request_cameo_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.requester_id} asks for cameo {self.cameo_id}"
+
+
+class CameoAudit(models.Model):
+    """Append-only: who changed what about a cameo's consent, and when. Never holds biometrics.
+
+    The cameo reference is kept as a plain id so the trail outlives the cameo's erasure.
+    """
+
+    cameo_id_value = models.BigIntegerField(db_index=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_username = models.CharField(max_length=150, blank=True, default="")
+    action = models.CharField(max_length=40)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    consent_version = models.PositiveIntegerField(default=1)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["cameo_id_value", "-at", "-id"], name="cameo_audit_cameo_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} on cameo {self.cameo_id_value}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Audit entries are append-only.")
+        super().save(*args, **kwargs)
+
+
+class Appearance(models.Model):
+    """A post that uses a cameo, with the consent version the use relied on."""
+
+    post = models.ForeignKey("social.Post", on_delete=models.CASCADE, related_name="appearances")
+    cameo = models.ForeignKey(Cameo, on_delete=models.CASCADE, related_name="appearances")
+    consent_version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["post", "cameo"], name="appearance_unique")]
+        indexes = [models.Index(fields=["cameo", "-created_at", "-id"], name="appearance_cameo_idx")]
+
+    def __str__(self) -> str:
+        return f"cameo {self.cameo_id} in post {self.post_id}"

@@ -8,6 +8,7 @@ from config.env import (
     BASE_DIR,
     data_dir,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_required,
@@ -301,3 +302,18 @@ CELERY_BEAT_SCHEDULE = {
 }
 GENERATION_PRELOAD_MODELS = env_bool("GENERATION_PRELOAD_MODELS", True)
 GENERATION_VERIFY_MAX_BYTES = env_int("GENERATION_VERIFY_MAX_BYTES", 20 * 1024 * 1024)
+
+# --- cameo: identity encoders, enrollment thresholds ---
+IDENTITY_ENCODER = env_str("IDENTITY_ENCODER", "dlib")
+INSIGHTFACE_MODEL_DIR = env_str("INSIGHTFACE_MODEL_DIR", None)
+INSIGHTFACE_PACK = env_str("INSIGHTFACE_PACK", "buffalo_l")
+CAMEO_VIDEO_MAX_BYTES = env_int("CAMEO_VIDEO_MAX_BYTES", 20 * 1024 * 1024)
+CAMEO_VIDEO_MAX_SECONDS = env_float("CAMEO_VIDEO_MAX_SECONDS", 15.0)
+CAMEO_SAMPLE_FRAMES = env_int("CAMEO_SAMPLE_FRAMES", 8)
+CAMEO_MIN_FACE_PX = env_int("CAMEO_MIN_FACE_PX", 64)
+# Cosine distances between templates of one encoder; see cameo/enrollment.py for the measurements.
+CAMEO_MATCH_MAX_DISTANCE = env_float("CAMEO_MATCH_MAX_DISTANCE", 0.05)
+CAMEO_CONSISTENCY_MAX_DISTANCE = env_float("CAMEO_CONSISTENCY_MAX_DISTANCE", 0.06)
+CAMEO_MIN_SHARPNESS = env_float("CAMEO_MIN_SHARPNESS", 40.0)
+CAMEO_MIN_BRIGHTNESS = env_float("CAMEO_MIN_BRIGHTNESS", 40.0)
+CAMEO_MIN_MOTION = env_float("CAMEO_MIN_MOTION", 1.5)

@@ -235,6 +235,7 @@ class NotificationKind(models.TextChoices):
     CAMEO_APPEARANCE = "cameo_appearance", "Your cameo appears in a draft"
     CAMEO_PUBLISHED = "cameo_published", "A post with your cameo was published"
     GENERATION_FINISHED = "generation_finished", "Generation finished"
+    CAMEO_REQUEST = "cameo_request", "Someone asks to use your cameo"
 
 
 class Notification(models.Model):

@@ -1,0 +1,80 @@
+from rest_framework import serializers
+
+from cameo.models import Permission
+from core.serializers import IdField, StrictSerializer
+from social.api.serializers import UserSummarySerializer
+
+
+class CameoSerializer(serializers.Serializer):
+    id = IdField()
+    owner = UserSummarySerializer()
+    display_name = serializers.CharField()
+    status = serializers.CharField()
+    rejection_reason = serializers.CharField(allow_null=True)
+    permission = serializers.CharField()
+    instructions = serializers.CharField()
+    restrictions = serializers.ListField(child=serializers.CharField())
+    encoder = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, cameo):
+        data = super().to_representation(cameo)
+        data["rejection_reason"] = cameo.rejection_reason or None
+        return data
+
+
+class CameoPageSerializer(serializers.Serializer):
+    results = CameoSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class CameoCreateSerializer(StrictSerializer):
+    video = serializers.FileField()
+    display_name = serializers.CharField(max_length=64)
+    permission = serializers.ChoiceField(choices=Permission.choices, default=Permission.ONLY_ME)
+    instructions = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class CameoUpdateSerializer(StrictSerializer):
+    display_name = serializers.CharField(max_length=64, required=False)
+    permission = serializers.ChoiceField(choices=Permission.choices, required=False)
+    instructions = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    restrictions = serializers.ListField(
+        child=serializers.CharField(max_length=80), required=False, max_length=50
+    )
+
+
+class CameoRequestCreateSerializer(StrictSerializer):
+    message = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class CameoRequestSerializer(serializers.Serializer):
+    id = IdField()
+    requester = UserSummarySerializer()
+    message = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class CameoRequestPageSerializer(serializers.Serializer):
+    results = CameoRequestSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class AuditEntrySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    actor = serializers.CharField(source="actor_username", allow_null=True)
+    action = serializers.CharField()
+    before = serializers.DictField()
+    after = serializers.DictField()
+    consent_version = serializers.IntegerField()
+
+    def to_representation(self, entry):
+        data = super().to_representation(entry)
+        data["actor"] = entry.actor_username or None
+        return data
+
+
+class AuditPageSerializer(serializers.Serializer):
+    results = AuditEntrySerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)

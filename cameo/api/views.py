@@ -1,0 +1,144 @@
+from django.db.models import Exists, OuterRef
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cameo import selectors, services
+from cameo.api import serializers as s
+from core.errors import NotFound
+from core.pagination import keyset_page, page_response_data, read_limit
+from social.api.serializers import PostPageSerializer, PostSerializer
+from social.models import Like, Post, User
+
+
+def _page_params():
+    return [
+        OpenApiParameter("cursor", str, required=False),
+        OpenApiParameter("limit", int, required=False, description="1..50, default 10"),
+    ]
+
+
+def _page(request, queryset, keys):
+    return keyset_page(
+        queryset, keys=keys, cursor=request.query_params.get("cursor"), limit=read_limit(request.query_params)
+    )
+
+
+def _user_or_404(username: str) -> User:
+    user = User.objects.filter(username__iexact=username, is_active=True).first()
+    if user is None:
+        raise NotFound()
+    return user
+
+
+class CameoListCreateView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(parameters=_page_params(), responses={200: s.CameoPageSerializer})
+    def get(self, request):
+        page = _page(request, selectors.owned_cameos(owner=request.user), ["created_at", "id"])
+        return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
+
+    @extend_schema(request=s.CameoCreateSerializer, responses={202: s.CameoSerializer})
+    def post(self, request):
+        data = s.CameoCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        cameo = services.start_enrollment(owner=request.user, **data.validated_data)
+        return Response(s.CameoSerializer(cameo).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CameoDetailView(APIView):
+    @extend_schema(responses={200: s.CameoSerializer})
+    def get(self, request, cameo_id: str):
+        return Response(
+            s.CameoSerializer(selectors.get_cameo_for(viewer=request.user, cameo_id=cameo_id)).data
+        )
+
+    @extend_schema(request=s.CameoUpdateSerializer, responses={200: s.CameoSerializer})
+    def patch(self, request, cameo_id: str):
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        data = s.CameoUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        cameo = services.update_cameo(actor=request.user, cameo=cameo, **data.validated_data)
+        return Response(s.CameoSerializer(cameo).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, cameo_id: str):
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        services.erase_cameo(actor=request.user, cameo=cameo)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CameoUsableView(APIView):
+    @extend_schema(parameters=_page_params(), responses={200: s.CameoPageSerializer})
+    def get(self, request):
+        page = _page(request, selectors.usable_cameos(user=request.user), ["created_at", "id"])
+        return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
+
+
+class CameoGrantView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def put(self, request, cameo_id: str, username: str):
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        services.grant_use(actor=request.user, cameo=cameo, grantee=_user_or_404(username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, cameo_id: str, username: str):
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        services.revoke_grant(actor=request.user, cameo=cameo, grantee=_user_or_404(username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CameoRequestsView(APIView):
+    @extend_schema(parameters=_page_params(), responses={200: s.CameoRequestPageSerializer})
+    def get(self, request, cameo_id: str):
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        page = _page(request, selectors.requests_for(cameo=cameo), ["created_at", "id"])
+        return Response(page_response_data(page, s.CameoRequestSerializer(page.items, many=True).data))
+
+    @extend_schema(request=s.CameoRequestCreateSerializer, responses={202: s.CameoRequestSerializer})
+    def post(self, request, cameo_id: str):
+        cameo = selectors.get_cameo_for(viewer=request.user, cameo_id=cameo_id)
+        data = s.CameoRequestCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = services.request_use(requester=request.user, cameo=cameo, **data.validated_data)
+        return Response(s.CameoRequestSerializer(created).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CameoAppearancesView(APIView):
+    @extend_schema(parameters=_page_params(), responses={200: PostPageSerializer})
+    def get(self, request, cameo_id: str):
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        posts = (
+            Post.objects.filter(appearances__cameo=cameo)
+            .select_related("author")
+            .annotate(
+                liked_by_me=Exists(Like.objects.filter(post_id=OuterRef("pk"), user_id=request.user.pk))
+            )
+        )
+        page = _page(request, posts, ["created_at", "id"])
+        data = PostSerializer(page.items, many=True, context={"request": request}).data
+        return Response(page_response_data(page, data))
+
+
+class CameoAppearanceTakedownView(APIView):
+    @extend_schema(request=None, responses={200: PostSerializer})
+    def post(self, request, cameo_id: str, post_id: str):
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        try:
+            post = Post.objects.select_related("author").get(pk=int(post_id))
+        except (Post.DoesNotExist, ValueError) as exc:
+            raise NotFound() from exc
+        post = services.take_down_appearance(actor=request.user, cameo=cameo, post=post)
+        return Response(PostSerializer(post, context={"request": request}).data)
+
+
+class CameoAuditView(APIView):
+    @extend_schema(parameters=_page_params(), responses={200: s.AuditPageSerializer})
+    def get(self, request, cameo_id: str):
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        page = _page(request, selectors.audit_of(cameo=cameo), ["at", "id"])
+        return Response(page_response_data(page, s.AuditEntrySerializer(page.items, many=True).data))

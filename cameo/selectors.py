@@ -1,0 +1,95 @@
+"""Reads about cameos: who may see them, who may use them, where they appear."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from cameo.models import Appearance, Cameo, CameoAudit, CameoGrant, CameoRequest, CameoStatus, Permission
+from core.errors import NotFound
+from social.models import Block, Follow, User
+
+
+def owned_cameos(*, owner: User) -> QuerySet[Cameo]:
+    return Cameo.objects.filter(owner=owner).exclude(status=CameoStatus.DELETED).select_related("owner")
+
+
+def usable_cameos(*, user: User) -> QuerySet[Cameo]:
+    """Active cameos `user` may use now: the same rules as services.may_use, as one query."""
+    blocked = Block.objects.filter(
+        Q(blocker_id=user.pk, blocked_id=OuterRef("owner_id"))
+        | Q(blocker_id=OuterRef("owner_id"), blocked_id=user.pk)
+    )
+    granted = CameoGrant.objects.filter(cameo_id=OuterRef("pk"), grantee_id=user.pk)
+    follows_owner = Follow.objects.filter(follower_id=user.pk, followee_id=OuterRef("owner_id"))
+    followed_by_owner = Follow.objects.filter(follower_id=OuterRef("owner_id"), followee_id=user.pk)
+    mutual = Exists(follows_owner) & Exists(followed_by_owner)
+    adult_cutoff = _adult_birth_cutoff()
+    owner_is_adult = Q(owner__birth_date__isnull=False, owner__birth_date__lte=adult_cutoff)
+    return (
+        Cameo.objects.filter(status=CameoStatus.ACTIVE)
+        .filter(
+            Q(owner_id=user.pk)
+            | (
+                ~Exists(blocked)
+                & (
+                    (Q(permission=Permission.EVERYONE) & owner_is_adult)
+                    | (
+                        Q(permission__in=[Permission.APPROVED, Permission.MUTUALS, Permission.EVERYONE])
+                        & Exists(granted)
+                    )
+                    | (Q(permission__in=[Permission.MUTUALS, Permission.EVERYONE]) & mutual)
+                )
+            )
+        )
+        .select_related("owner")
+    )
+
+
+def _adult_birth_cutoff():
+    from django.utils import timezone
+
+    from social.models import ADULT_AGE
+
+    today = timezone.localdate()
+    try:
+        return today.replace(year=today.year - ADULT_AGE)
+    except ValueError:  # 29 February
+        return today.replace(year=today.year - ADULT_AGE, day=28)
+
+
+def get_cameo_for(*, viewer: User, cameo_id) -> Cameo:
+    """The owner sees their cameo in any state but deleted; others see an active cameo they are
+    not blocked from (so they can ask to use it). Everyone else: 404."""
+    try:
+        cameo = Cameo.objects.select_related("owner").get(pk=int(cameo_id))
+    except (Cameo.DoesNotExist, ValueError, TypeError) as exc:
+        raise NotFound() from exc
+    if cameo.owner_id == viewer.pk and cameo.status != CameoStatus.DELETED:
+        return cameo
+    if cameo.status != CameoStatus.ACTIVE:
+        raise NotFound()
+    if Block.objects.filter(
+        Q(blocker_id=viewer.pk, blocked_id=cameo.owner_id)
+        | Q(blocker_id=cameo.owner_id, blocked_id=viewer.pk)
+    ).exists():
+        raise NotFound()
+    return cameo
+
+
+def get_owned_cameo(*, owner: User, cameo_id) -> Cameo:
+    cameo = get_cameo_for(viewer=owner, cameo_id=cameo_id)
+    if cameo.owner_id != owner.pk:
+        raise NotFound()
+    return cameo
+
+
+def appearances_of(*, cameo: Cameo) -> QuerySet[Appearance]:
+    return Appearance.objects.filter(cameo=cameo).select_related("post", "post__author")
+
+
+def audit_of(*, cameo: Cameo) -> QuerySet[CameoAudit]:
+    return CameoAudit.objects.filter(cameo_id_value=cameo.pk)
+
+
+def requests_for(*, cameo: Cameo) -> QuerySet[CameoRequest]:
+    return CameoRequest.objects.filter(cameo=cameo).select_related("requester")
