@@ -86,11 +86,7 @@ def finish_frames(frames: np.ndarray, job: Generation) -> np.ndarray:
 
 def unconsented_faces(frames: np.ndarray, job: Generation) -> list:
     """Cameos whose face appears in the output but who are not part of the job."""
-    try:
-        from cameo.likeness import find_cameos_in_frames
-    except ImportError:
-        logger.error("cameo.likeness is not installed: output of generation %s was not scanned", job.pk)
-        return []
+    from cameo.likeness import find_cameos_in_frames
 
     picks = np.linspace(0, len(frames) - 1, num=min(LIKENESS_SCAN_FRAMES, len(frames))).astype(int)
     return find_cameos_in_frames([frames[index] for index in picks], exclude_cameo_ids=tuple(job.cameo_ids))

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from cameo.demo import seed_cameo_demo
 from generation.demo import seed_generation_demo
 from remix.demo import seed_remix_demo
 from social.demo import seed_social_demo
@@ -11,6 +12,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         users = seed_social_demo()
         self.stdout.write(f"demo: {len(users)} users")
+        cameo = seed_cameo_demo(users)
+        self.stdout.write(f"demo: alice's cameo {cameo.status if cameo else 'not made'}")
         posts = seed_generation_demo(users)
         self.stdout.write(f"demo: {len(posts)} generated posts")
         remix = seed_remix_demo()

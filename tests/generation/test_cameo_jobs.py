@@ -1,0 +1,128 @@
+"""Jobs with cameos: consent at request, start and store; identity conditioning; likeness scan."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cameo import services as cameo_services
+from cameo.models import Permission
+from generation import services, worker
+from generation.models import Generation, GenerationStatus
+from social.models import Notification, Post
+from tests.cameo import clips
+from tests.cameo.conftest import enrolled_cameo  # noqa: F401 - the cameo app's enrollment fixture
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+BODY = {"prompt": "walking a dog along a beach at sunset", "duration_s": 2, "aspect_ratio": "1:1"}
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch):
+    monkeypatch.setattr(services, "enqueue", lambda job_id: None)
+
+
+@pytest.fixture
+def alice_cameo(user, enrolled_cameo):  # noqa: F811
+    cameo = enrolled_cameo(user, permission=Permission.EVERYONE, instructions="always in a red scarf")
+    assert cameo.status == "active", cameo.rejection_reason
+    return cameo
+
+
+def test_cameo_job_is_conditioned_on_the_cameo_and_its_owner_is_told(
+    alice_cameo, user, make_user, tiny_renderer
+):
+    bob = make_user("bob")
+    response = client_for(bob).post(
+        "/api/v1/generations", {**BODY, "cameo_ids": [str(alice_cameo.pk)]}, format="json"
+    )
+    assert response.status_code == 202, response.json()
+    job = Generation.objects.get(pk=response.json()["id"])
+    assert "red scarf" in job.composed_prompt
+    assert job.cameo_consents[0]["consent_version"] == alice_cameo.consent_version
+    request = worker.render_request(job)
+    assert request.identity.template_version == alice_cameo.template_version
+    assert request.identity.embedding.shape == alice_cameo.template.shape
+    done = worker.execute_generation(job.pk, renderer=tiny_renderer)
+    assert done.status == GenerationStatus.SUCCEEDED, done.error_message
+    post = Post.objects.get(pk=done.post_id)
+    assert user.pk in post.cameo_owner_ids and post.cameo_refs[0]["id"] == str(alice_cameo.pk)
+    assert done.model_id.startswith("tiny:consisid@")
+    assert Notification.objects.filter(user=user, kind="cameo_appearance", post=post).exists()
+    # The owner of the cameo sees the draft and its provenance.
+    record = client_for(user).get(f"/api/v1/posts/{post.pk}/provenance").json()["record"]
+    assert record["cameos"][0]["consent_version"] == alice_cameo.consent_version
+
+
+def test_a_cameo_the_user_may_not_use_is_403(user, make_user, enrolled_cameo):  # noqa: F811
+    private = enrolled_cameo(user, permission=Permission.ONLY_ME)
+    response = client_for(make_user("bob")).post(
+        "/api/v1/generations", {**BODY, "cameo_ids": [str(private.pk)]}, format="json"
+    )
+    assert response.status_code == 403 and response.json()["error"]["code"] == "cameo_not_permitted"
+
+
+def test_a_theme_the_owner_refuses_is_422_with_cameo_and_theme(alice_cameo, user):
+    cameo_services.update_cameo(actor=user, cameo=alice_cameo, restrictions=["alcohol"])
+    response = client_for(user).post(
+        "/api/v1/generations",
+        {**BODY, "prompt": "drinking beer at a pub", "cameo_ids": [str(alice_cameo.pk)]},
+        format="json",
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"] == {"cameo": str(alice_cameo.pk), "theme": "alcohol"}
+
+
+def test_consent_revoked_before_start_blocks_the_job(alice_cameo, user, make_user, tiny_renderer):
+    bob = make_user("bob")
+    job, _ = services.request_generation(
+        user=bob, request=services.GenerationRequest(**BODY, cameo_ids=[alice_cameo.pk])
+    )
+    cameo_services.update_cameo(actor=user, cameo=alice_cameo, permission=Permission.ONLY_ME)
+    done = worker.execute_generation(job.pk, renderer=tiny_renderer)
+    assert done.status == GenerationStatus.BLOCKED and done.error_code == "consent_revoked"
+    assert not Post.objects.filter(author=bob).exists()
+
+
+def test_consent_revoked_while_rendering_discards_the_output(
+    alice_cameo, user, make_user, tiny_renderer, monkeypatch
+):
+    bob = make_user("bob")
+    job, _ = services.request_generation(
+        user=bob, request=services.GenerationRequest(**BODY, cameo_ids=[alice_cameo.pk])
+    )
+    original = worker.finish_frames
+
+    def revoke_then_finish(frames, job):
+        cameo_services.update_cameo(actor=user, cameo=alice_cameo, permission=Permission.ONLY_ME)
+        return original(frames, job)
+
+    monkeypatch.setattr(worker, "finish_frames", revoke_then_finish)
+    done = worker.execute_generation(job.pk, renderer=tiny_renderer)
+    assert done.status == GenerationStatus.BLOCKED and done.error_code == "consent_revoked"
+    assert done.post_id is None and not Post.objects.filter(author=bob).exists()
+
+
+class FaceRenderer:
+    """Renders a real photo of a face, as a model might reproduce someone's likeness."""
+
+    def __init__(self, face: Image.Image):
+        self.frame = np.asarray(face.resize((112, 112)))
+
+    def generate(self, request, on_step=None):
+        return np.stack([self.frame] * request.num_frames)
+
+    def model_id_for(self, request):
+        return "face"
+
+
+def test_output_showing_an_unconsented_cameo_is_blocked(user, make_user, enrolled_cameo, settings):  # noqa: F811
+    settings.GENERATION_SIZES = {**settings.GENERATION_SIZES, "1:1": (112, 112)}
+    owner = make_user("tom")
+    enrolled = enrolled_cameo(owner, face=clips.portrait())
+    assert enrolled.status == "active", enrolled.rejection_reason
+    job, _ = services.request_generation(user=user, request=services.GenerationRequest(**BODY))
+    done = worker.execute_generation(job.pk, renderer=FaceRenderer(clips.portrait()))
+    assert done.status == GenerationStatus.BLOCKED and done.error_code == "unconsented_likeness"
+    assert not Post.objects.filter(author=user).exists()
