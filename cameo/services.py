@@ -77,10 +77,17 @@ def _announce_revocation(cameo: Cameo) -> None:
 
 
 def start_enrollment(
-    *, owner: User, video, display_name: str, permission: str = Permission.ONLY_ME, instructions: str = ""
+    *,
+    owner: User,
+    video,
+    display_name: str,
+    permission: str = Permission.ONLY_ME,
+    instructions: str = "",
+    enqueue: bool = True,
 ) -> Cameo:
     """Checks the upload (size, then container and duration, by content), stores it, and queues
-    the analysis. Nothing is decoded here beyond the container header."""
+    the analysis (unless `enqueue` is false: the caller runs `enroll` itself). Nothing is decoded
+    here beyond the container header."""
     size = getattr(video, "size", None)
     if size is not None and size > settings.CAMEO_VIDEO_MAX_BYTES:
         raise TooLarge(
@@ -113,7 +120,8 @@ def start_enrollment(
             from cameo.tasks import enroll_cameo
 
             cameo_id = cameo.pk
-            transaction.on_commit(lambda: enroll_cameo.delay(cameo_id))
+            if enqueue:
+                transaction.on_commit(lambda: enroll_cameo.delay(cameo_id))
     return cameo
 
 

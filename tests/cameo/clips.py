@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import io
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import insightface
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from cameo.sample_media import CANVAS, encode_mp4, moving_face_frames, portrait
+
 IMAGES = Path(insightface.__file__).parent / "data" / "images"
-CANVAS = (240, 320)  # width, height
-
-
-def portrait() -> Image.Image:
-    """One face (112x112)."""
-    return Image.open(IMAGES / "Tom_Hanks_54745.png").convert("RGB")
 
 
 def group_photo() -> Image.Image:
@@ -43,45 +37,7 @@ def group_faces() -> list[Image.Image]:
     return crops
 
 
-def encode(frames: list[np.ndarray], *, fps: int = 8, container: str = "mp4") -> bytes:
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as output:
-        codec = "libvpx-vp9" if container == "webm" else "libx264"
-        stream = output.add_stream(codec, rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        for array in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                output.mux(packet)
-        for packet in stream.encode():
-            output.mux(packet)
-    return buffer.getvalue()
-
-
-def _background(step: int) -> Image.Image:
-    shade = 90 + (step * 7) % 40
-    return Image.new("RGB", CANVAS, (shade, shade + 10, shade + 20))
-
-
-def moving_face_frames(
-    face: Image.Image | None = None, *, count: int = 16, face_px: int = 130, light=(0.85, 1.2)
-) -> list[np.ndarray]:
-    """The face moved, scaled and re-lit across frames, as a person filming themselves would be."""
-    face = face or portrait()
-    frames = []
-    for step in range(count):
-        phase = step / max(1, count - 1)
-        size = int(face_px * (0.9 + 0.2 * phase))
-        lit = ImageEnhance.Brightness(face.resize((size, size), Image.BICUBIC)).enhance(
-            light[0] + (light[1] - light[0]) * phase
-        )
-        canvas = _background(step)
-        left = int((CANVAS[0] - size) * (0.3 + 0.4 * phase))
-        top = int((CANVAS[1] - size) * (0.35 + 0.2 * np.sin(phase * np.pi)))
-        canvas.paste(lit, (left, top))
-        frames.append(np.asarray(canvas))
-    return frames
+encode = encode_mp4
 
 
 def enrollment_clip(face: Image.Image | None = None, **kwargs) -> bytes:
