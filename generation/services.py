@@ -73,9 +73,8 @@ def _load_cameos(*, user: User, cameo_ids: Sequence) -> tuple[list, list[dict]]:
     """The cameos and the consent versions the request relies on; unknown and unusable alike 403."""
     if not cameo_ids:
         return [], []
-    from cameo.services import authorize_cameo_use
-
     from cameo.models import Cameo
+    from cameo.services import authorize_cameo_use
 
     cameos, consents = [], []
     for raw_id in dict.fromkeys(cameo_ids):
@@ -214,6 +213,31 @@ def cancel_generation(*, user: User, job_id) -> Generation:
             raise Conflict("This generation has already finished.", code="generation_finished")
         _finish(job, GenerationStatus.CANCELLED, code="cancelled", message="Cancelled by the requester.")
     return job
+
+
+def block_jobs_using_cameo(*, cameo_id: int, consent_version: int) -> int:
+    """Blocks every queued or running job that relied on an older consent of this cameo, at once
+    (a running job stops at its next step and its output is discarded). Returns how many."""
+    blocked = 0
+    with transaction.atomic():
+        jobs = Generation.objects.select_for_update().filter(
+            status__in=IN_FLIGHT, cameo_ids__contains=[int(cameo_id)]
+        )
+        for job in jobs:
+            relied_on = [
+                int(entry["consent_version"])
+                for entry in job.cameo_consents
+                if int(entry["cameo_id"]) == int(cameo_id)
+            ]
+            if relied_on and min(relied_on) < consent_version:
+                _finish(
+                    job,
+                    GenerationStatus.BLOCKED,
+                    code="consent_revoked",
+                    message=f"The owner of cameo {cameo_id} changed or withdrew consent.",
+                )
+                blocked += 1
+    return blocked
 
 
 # ---- the worker's side -------------------------------------------------------------------------
