@@ -264,7 +264,6 @@ REMIX_ROYALTY_BPS = env_int("REMIX_ROYALTY_BPS", 1000)
 IP_SIMILARITY_THRESHOLD = float(env_str("IP_SIMILARITY_THRESHOLD", "0.6"))
 
 # --- generation ---
-from config.env import env_float  # noqa: E402
 
 # `tiny` builds the real pipeline classes from tiny seeded configs (CPU, seconds); `diffusers`
 # loads real checkpoints from GENERATION_MODEL_DIR (layout in generation/backends/__init__.py).
@@ -288,7 +287,10 @@ GENERATION_SIZES = {
     "diffusers": {"1:1": (480, 480), "9:16": (480, 720), "16:9": (720, 480)},
 }[GENERATION_BACKEND if GENERATION_BACKEND in ("tiny", "diffusers") else "diffusers"]
 GENERATION_MAX_DURATION_S = env_int("GENERATION_MAX_DURATION_S", 10)
-GENERATION_MAX_IN_FLIGHT = {"free": env_int("IN_FLIGHT_LIMIT_FREE", 2), "pro": env_int("IN_FLIGHT_LIMIT_PRO", 5)}
+GENERATION_MAX_IN_FLIGHT = {
+    "free": env_int("IN_FLIGHT_LIMIT_FREE", 2),
+    "pro": env_int("IN_FLIGHT_LIMIT_PRO", 5),
+}
 # A running job whose worker has not reported for this long is presumed dead and retried.
 GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 120)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 3)
