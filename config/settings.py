@@ -250,7 +250,7 @@ CSRF_COOKIE_SECURE = not DEBUG
 
 # --- core: text embeddings and the theme matcher ---
 TEXT_EMBEDDING_MODEL_DIR = env_str("TEXT_EMBEDDING_MODEL_DIR", None)
-THEME_SIMILARITY_THRESHOLD = float(env_str("THEME_SIMILARITY_THRESHOLD", "0.33"))
+THEME_SIMILARITY_THRESHOLD = float(env_str("THEME_SIMILARITY_THRESHOLD", "0.40"))
 
 # social: limits of post videos and the for_you feed
 POST_VIDEO_MAX_BYTES = env_int("POST_VIDEO_MAX_BYTES", 100 * 1024 * 1024)

@@ -4,6 +4,8 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core.errors import json_not_found
+
 api_v1 = [
     path("", include("core.api.urls")),
     path("", include("social.api.urls")),
@@ -18,6 +20,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+# Unknown API paths answer in the API's error format, DEBUG or not (DEBUG's 404 page is HTML).
+urlpatterns += [re_path(r"^api/", json_not_found)]
 
 if settings.SERVE_MEDIA:
     prefix = settings.MEDIA_URL.lstrip("/")

@@ -12,11 +12,13 @@ characters must stay out of. A prompt touches a theme when either
    mean of the theme and three phrasings of it ("a scene involving X", ...), which separates better
    than the bare word.
 
-Threshold, measured with all-MiniLM-L6-v2 on 12 prompts that touch one of politics, alcohol,
-violence, religion or gambling without naming it, against 11 everyday prompts and the prompts of the
-other themes: touching prompts scored 0.365-0.612 against their theme; unrelated ones at most 0.276
-("playing chess with my grandfather" vs gambling) and prompts of another theme at most 0.276. The
-default threshold, 0.33, sits between the two groups; the keyword stage catches the explicit cases.
+Threshold, measured with all-MiniLM-L6-v2 (the semantic stage alone, keywords off): 24 everyday
+prompts ("dancing in the rain", "a night out in the city with friends", "relaxing at the beach bar
+with a smoothie", ...) against 9 themes scored at most 0.336 ("dancing in the rain" vs alcohol);
+12 prompts that touch a theme without naming it scored 0.15-0.61, 8 of them at least 0.427
+("doing tequila shots at a wild party" vs intoxication 0.427, "a riot with police" vs violence
+0.555). The default threshold, 0.40, leaves a 0.06 margin above every everyday prompt; the prompts
+below it ("me voting at the ballot box", "lighting up a joint") are caught by the keyword stage.
 """
 
 from __future__ import annotations
@@ -152,6 +154,8 @@ THEME_LEXICON: dict[str, list[str]] = {
     ],
     "drugs": [
         "drugs",
+        "joint",
+        "stoned",
         "drug",
         "cocaine",
         "heroin",

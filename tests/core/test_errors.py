@@ -70,6 +70,11 @@ def test_unknown_url_is_json_404(api):
     assert_error(api.get("/api/v1/no-such-thing"), 404, "not_found")
 
 
+def test_unknown_url_is_json_404_in_debug_too(api, settings):
+    settings.DEBUG = True
+    assert_error(api.get("/api/v1/generations/"), 404, "not_found")
+
+
 def test_wrong_method_is_405(api):
     assert_error(api.delete("/api/v1/health"), 405, "method_not_allowed")
 

@@ -79,6 +79,9 @@ def test_semantic_stage_alone_catches_unnamed_theme():
         "playing chess with my grandfather",
         "cooking pasta in a cozy kitchen",
         "a birthday party with cake and balloons",
+        "dancing in the rain",
+        "a night out in the city with friends",
+        "relaxing at the beach bar with a smoothie",
     ],
 )
 def test_everyday_prompts_touch_no_refused_theme(prompt):

@@ -14,6 +14,6 @@ class FailingView(APIView):
         raise RuntimeError("boom")
 
 
-urlpatterns = [*project_urlpatterns, path("api/v1/test-failure", FailingView.as_view())]
+urlpatterns = [path("api/v1/test-failure", FailingView.as_view()), *project_urlpatterns]
 handler404 = "core.errors.json_not_found"
 handler500 = "core.errors.json_server_error"
