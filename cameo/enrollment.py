@@ -37,8 +37,8 @@ from PIL import Image
 from cameo.identity import Face, IdentityEncoder
 from cameo.models import RejectionReason
 from core.errors import TooLarge, UnsupportedMedia
+from social.media import duration_seconds, probe_container
 
-ACCEPTED_CONTAINERS = {"mp4", "mov", "matroska", "webm"}
 ANALYSIS_LONG_SIDE = 480  # frames are downscaled to this before detection: enough for a 64 px face
 
 
@@ -58,34 +58,14 @@ def check_upload(path: Path, size_bytes: int) -> UploadInfo:
         )
     if size_bytes == 0:
         raise UnsupportedMedia("The file is empty.")
-    try:
-        with av.open(str(path), mode="r") as container:
-            if not ACCEPTED_CONTAINERS & set(container.format.name.split(",")):
-                raise UnsupportedMedia("Only MP4, MOV and WebM videos are accepted.")
-            if not container.streams.video:
-                raise UnsupportedMedia("The file has no video stream.")
-            stream = container.streams.video[0]
-            duration = _duration_seconds(container, stream)
-            width, height = stream.codec_context.width, stream.codec_context.height
-    except UnsupportedMedia:
-        raise
-    except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
-        raise UnsupportedMedia("The file is not a video this service can read.") from exc
-    if duration > settings.CAMEO_VIDEO_MAX_SECONDS:
+    header = probe_container(path)
+    if header.duration_s > settings.CAMEO_VIDEO_MAX_SECONDS:
         raise UnsupportedMedia(
             f"The video is longer than {settings.CAMEO_VIDEO_MAX_SECONDS:g} seconds.",
             code="too_long",
-            details={"duration_s": round(duration, 3), "max_s": settings.CAMEO_VIDEO_MAX_SECONDS},
+            details={"duration_s": round(header.duration_s, 3), "max_s": settings.CAMEO_VIDEO_MAX_SECONDS},
         )
-    return UploadInfo(duration_s=duration, width=width, height=height)
-
-
-def _duration_seconds(container, stream) -> float:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return 0.0
+    return UploadInfo(duration_s=header.duration_s, width=header.width, height=header.height)
 
 
 class UndecodableVideo(Exception):
@@ -97,7 +77,7 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
     try:
         with av.open(str(path), mode="r") as container:
             stream = container.streams.video[0]
-            duration = _duration_seconds(container, stream)
+            duration = duration_seconds(container, stream)
             targets = [duration * (index + 0.5) / count for index in range(count)] if duration > 0 else []
             frames: list[np.ndarray] = []
             decoded: list[av.VideoFrame] = []

@@ -18,6 +18,33 @@ VIDEO_CONTAINERS = {"mp4", "mov", "matroska", "webm"}
 
 
 @dataclass(frozen=True)
+class ContainerInfo:
+    duration_s: float
+    width: int
+    height: int
+
+
+def probe_container(path: str | Path) -> ContainerInfo:
+    """Reads only the container header: MP4, MOV or WebM with a video stream, or 415."""
+    try:
+        with av.open(str(path), mode="r") as container:
+            if not VIDEO_CONTAINERS & set(container.format.name.split(",")):
+                raise UnsupportedMedia("Only MP4, MOV and WebM videos are accepted.")
+            if not container.streams.video:
+                raise UnsupportedMedia("The file has no video stream.")
+            stream = container.streams.video[0]
+            return ContainerInfo(
+                duration_s=duration_seconds(container, stream),
+                width=stream.codec_context.width,
+                height=stream.codec_context.height,
+            )
+    except UnsupportedMedia:
+        raise
+    except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
+        raise UnsupportedMedia("The file is not a video this service can read.") from exc
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     duration_s: float
     width: int
@@ -37,14 +64,15 @@ def probe_video(path: str | Path) -> VideoInfo:
         raise TooLarge(f"The video is larger than {settings.POST_VIDEO_MAX_BYTES} bytes.")
     if size == 0:
         raise UnsupportedMedia("The file is empty.")
+    duration_s = probe_container(path).duration_s
+    if duration_s > settings.POST_VIDEO_MAX_SECONDS:
+        raise UnsupportedMedia(
+            f"The video is longer than {settings.POST_VIDEO_MAX_SECONDS} seconds.",
+            details={"duration_s": round(duration_s, 3)},
+        )
     try:
         with av.open(str(path), mode="r") as container:
-            if not VIDEO_CONTAINERS & set(container.format.name.split(",")):
-                raise UnsupportedMedia("Only MP4, MOV and WebM videos are accepted.")
-            if not container.streams.video:
-                raise UnsupportedMedia("The file has no video stream.")
             stream = container.streams.video[0]
-            duration_s = _duration_seconds(container, stream)
             first_frame = next(container.decode(stream), None)
             if first_frame is None:
                 raise UnsupportedMedia("The video has no frames.")
@@ -55,11 +83,6 @@ def probe_video(path: str | Path) -> VideoInfo:
         raise
     except (av.FFmpegError, ValueError, IndexError, StopIteration, OSError) as exc:
         raise UnsupportedMedia("The file is not a video this service can read.") from exc
-    if duration_s > settings.POST_VIDEO_MAX_SECONDS:
-        raise UnsupportedMedia(
-            f"The video is longer than {settings.POST_VIDEO_MAX_SECONDS} seconds.",
-            details={"duration_s": round(duration_s, 3)},
-        )
     return VideoInfo(
         duration_s=round(duration_s, 3),
         width=width,
@@ -69,7 +92,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     )
 
 
-def _duration_seconds(container, stream) -> float:
+def duration_seconds(container, stream) -> float:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:

@@ -1,5 +1,5 @@
 from django.db.models import Exists, OuterRef
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -7,17 +7,11 @@ from rest_framework.views import APIView
 
 from cameo import selectors, services
 from cameo.api import serializers as s
+from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import NotFound
 from core.pagination import keyset_page, page_response_data, read_limit
 from social.api.serializers import PostPageSerializer, PostSerializer
 from social.models import Like, Post, User
-
-
-def _page_params():
-    return [
-        OpenApiParameter("cursor", str, required=False),
-        OpenApiParameter("limit", int, required=False, description="1..50, default 10"),
-    ]
 
 
 def _page(request, queryset, keys):
@@ -36,7 +30,7 @@ def _user_or_404(username: str) -> User:
 class CameoListCreateView(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(parameters=_page_params(), responses={200: s.CameoPageSerializer})
+    @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CameoPageSerializer})
     def get(self, request):
         page = _page(request, selectors.owned_cameos(owner=request.user), ["created_at", "id"])
         return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
@@ -72,7 +66,7 @@ class CameoDetailView(APIView):
 
 
 class CameoUsableView(APIView):
-    @extend_schema(parameters=_page_params(), responses={200: s.CameoPageSerializer})
+    @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CameoPageSerializer})
     def get(self, request):
         page = _page(request, selectors.usable_cameos(user=request.user), ["created_at", "id"])
         return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
@@ -93,7 +87,7 @@ class CameoGrantView(APIView):
 
 
 class CameoRequestsView(APIView):
-    @extend_schema(parameters=_page_params(), responses={200: s.CameoRequestPageSerializer})
+    @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CameoRequestPageSerializer})
     def get(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
         page = _page(request, selectors.requests_for(cameo=cameo), ["created_at", "id"])
@@ -109,7 +103,7 @@ class CameoRequestsView(APIView):
 
 
 class CameoAppearancesView(APIView):
-    @extend_schema(parameters=_page_params(), responses={200: PostPageSerializer})
+    @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: PostPageSerializer})
     def get(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
         posts = (
@@ -137,7 +131,7 @@ class CameoAppearanceTakedownView(APIView):
 
 
 class CameoAuditView(APIView):
-    @extend_schema(parameters=_page_params(), responses={200: s.AuditPageSerializer})
+    @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.AuditPageSerializer})
     def get(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
         page = _page(request, selectors.audit_of(cameo=cameo), ["at", "id"])

@@ -5,6 +5,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import TooLarge, UnsupportedMedia
 from core.pagination import keyset_page, page_response_data, read_limit
 from core.serializers import ErrorSerializer
@@ -38,7 +39,7 @@ class GenerationsView(APIView):
         return Response(s.GenerationSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        parameters=CURSOR_PAGE_PARAMETERS,
         responses={200: s.GenerationPageSerializer},
     )
     def get(self, request):

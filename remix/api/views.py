@@ -12,6 +12,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import ApiError, Forbidden, NotFound
 from core.pagination import keyset_page, page_response_data, read_limit
 from remix import ledger, selectors, services
@@ -20,10 +21,6 @@ from remix.models import RightsHolder
 from social.api.serializers import PostPageSerializer, PostSerializer
 from social.selectors import get_visible_post
 
-PAGE_PARAMS = [
-    OpenApiParameter("cursor", str, description="opaque cursor from the previous page"),
-    OpenApiParameter("limit", int, description="page size, default 10, at most 50"),
-]
 PERIOD_PARAMS = [
     OpenApiParameter("from", OpenApiTypes.DATETIME, description="start, inclusive (a date means 00:00 UTC)"),
     OpenApiParameter("to", OpenApiTypes.DATETIME, description="end, exclusive; default now"),
@@ -165,7 +162,10 @@ class IpListCreateView(APIView):
         return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
 
     @extend_schema(
-        parameters=[OpenApiParameter("q", str, description="part of a name or alias"), *PAGE_PARAMS],
+        parameters=[
+            OpenApiParameter("q", str, description="part of a name or alias"),
+            *CURSOR_PAGE_PARAMETERS,
+        ],
         responses={200: s.IpPageSerializer},
         operation_id="ip_list",
         auth=[],
@@ -207,7 +207,9 @@ class IpDetailView(APIView):
 
 class IpUsageView(APIView):
     @extend_schema(
-        parameters=PAGE_PARAMS, responses={200: s.IpUsagePageSerializer}, operation_id="ip_usage_list"
+        parameters=CURSOR_PAGE_PARAMETERS,
+        responses={200: s.IpUsagePageSerializer},
+        operation_id="ip_usage_list",
     )
     def get(self, request, ip_id: str):
         ip, role = selectors.get_ip_for_viewer(viewer=request.user, ip_id=ip_id)
@@ -272,7 +274,9 @@ class MyEarningsView(APIView):
 
 class PostRemixesView(APIView):
     @extend_schema(
-        parameters=PAGE_PARAMS, responses={200: PostPageSerializer}, operation_id="posts_remixes_list"
+        parameters=CURSOR_PAGE_PARAMETERS,
+        responses={200: PostPageSerializer},
+        operation_id="posts_remixes_list",
     )
     def get(self, request, post_id: str):
         post = get_visible_post(viewer=request.user, post_id=post_id)

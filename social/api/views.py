@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
+from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import ApiError, NotFound
 from core.pagination import keyset_page, page_response_data, read_limit
 from social import feed, selectors, services
@@ -99,13 +100,6 @@ class MeView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _page_params():
-    return [
-        OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
-        OpenApiParameter("limit", int, description="1..50, default 10"),
-    ]
-
-
 def _posts_page(request, page):
     serialized = s.PostSerializer(page.items, many=True, context={"request": request}).data
     return Response(page_response_data(page, serialized))
@@ -131,7 +125,7 @@ class UserPostsView(APIView):
             OpenApiParameter(
                 "status", str, enum=["published", "draft", "removed"], description="author only"
             ),
-            *_page_params(),
+            *CURSOR_PAGE_PARAMETERS,
         ],
         responses={200: s.PostPageSerializer},
     )
@@ -179,7 +173,7 @@ class FeedView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("tab", str, enum=["for_you", "following"], description="default for_you"),
-            *_page_params(),
+            *CURSOR_PAGE_PARAMETERS,
         ],
         responses={200: s.PostPageSerializer},
     )
@@ -251,7 +245,7 @@ class PostLikeView(APIView):
 
 
 class PostCommentsView(APIView):
-    @extend_schema(parameters=_page_params(), responses={200: s.CommentPageSerializer})
+    @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CommentPageSerializer})
     def get(self, request, post_id: str):
         post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
         page = keyset_page(
@@ -292,7 +286,10 @@ class ViewEventsView(APIView):
 
 class NotificationsView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("unread", bool, description="only unread ones"), *_page_params()],
+        parameters=[
+            OpenApiParameter("unread", bool, description="only unread ones"),
+            *CURSOR_PAGE_PARAMETERS,
+        ],
         responses={200: s.NotificationPageSerializer},
     )
     def get(self, request):
