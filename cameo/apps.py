@@ -7,6 +7,10 @@ class CameoConfig(AppConfig):
 
     def ready(self):
         from cameo import receivers  # noqa: F401
+        from cameo.identity import check_configured_encoder
+
+        # A configured encoder whose model files are missing stops startup, naming what it needs.
+        check_configured_encoder()
         from cameo.services import refuse_publish_without_consent
         from social.hooks import register_publish_check
 

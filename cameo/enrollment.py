@@ -174,6 +174,12 @@ def analyse_frames(frames: list[np.ndarray], encoder: IdentityEncoder) -> Analys
     measurements["motion"] = round(frame_motion, 3)
     if frame_motion < settings.CAMEO_MIN_MOTION:
         return Analysis(rejection=RejectionReason.LIVENESS_FAILED, measurements=measurements)
+    live_scores = [face.live_score for face in faces if face.live_score is not None]
+    if live_scores:
+        # An encoder with a liveness model (insightface's add-on) also judges each face.
+        measurements["median_live_score"] = round(float(np.median(live_scores)), 3)
+        if np.median(live_scores) < settings.CAMEO_MIN_LIVE_SCORE:
+            return Analysis(rejection=RejectionReason.LIVENESS_FAILED, measurements=measurements)
     embeddings = np.stack([face.embedding for face in faces])
     mean = embeddings.mean(axis=0)
     template = (mean / np.linalg.norm(mean)).astype(np.float32)

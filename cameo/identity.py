@@ -2,7 +2,8 @@
 
 Two encoders sit behind one interface:
 - `InsightFaceEncoder`: insightface's `FaceAnalysis` (detection + ArcFace, 512 dimensions), loaded
-  from a model directory (`INSIGHTFACE_MODEL_DIR`, containing `models/<pack>/*.onnx`). Production.
+  from a model directory (`INSIGHTFACE_MODEL_DIR`, containing `models/<pack>/*.onnx`, and
+  optionally its liveness add-on `addons/liveness.onnx`). Production.
 - `DlibEncoder`: dlib's HOG face detector, 5-point landmarks and ResNet face recognition model (128
   dimensions), whose weights ship in the `face-recognition-models` wheel. The embedded default and
   the tests use it, as insightface's model packs cannot be downloaded here.
@@ -33,6 +34,7 @@ class Face:
     embedding: np.ndarray  # L2-normalised float32
     score: float  # detector confidence
     crop: np.ndarray | None = None  # aligned face crop, RGB
+    live_score: float | None = None  # probability of a live face, from encoders with a liveness model
 
     @property
     def size(self) -> int:
@@ -126,27 +128,100 @@ class DlibEncoder(IdentityEncoder):
         return faces
 
 
+# The files each known insightface pack needs for detection and recognition; other packs need at
+# least one ONNX file (or an insightface manifest.json) in their directory.
+INSIGHTFACE_PACK_FILES = {
+    "buffalo_l": ("det_10g.onnx", "w600k_r50.onnx"),
+    "buffalo_m": ("det_2.5g.onnx", "w600k_r50.onnx"),
+    "buffalo_s": ("det_500m.onnx", "w600k_mbf.onnx"),
+    "antelopev2": ("scrfd_10g_bnkps.onnx", "glintr100.onnx"),
+}
+LIVENESS_ADDON = Path("addons") / "liveness.onnx"
+
+
+def insightface_pack_dir(model_dir: str | Path, pack: str) -> Path:
+    return Path(model_dir) / "models" / pack
+
+
+def check_insightface_files(model_dir: str | Path | None, pack: str) -> None:
+    """Raises ImproperlyConfigured naming the directory and the files it lacks; loads nothing."""
+    if not model_dir:
+        raise ImproperlyConfigured(
+            "IDENTITY_ENCODER=insightface needs INSIGHTFACE_MODEL_DIR: a directory holding "
+            f"models/{pack}/ with {_pack_files_text(pack)}."
+        )
+    pack_dir = insightface_pack_dir(model_dir, pack)
+    required = INSIGHTFACE_PACK_FILES.get(pack)
+    if required:
+        missing = [name for name in required if not (pack_dir / name).is_file()]
+    else:
+        present = pack_dir.is_dir() and (
+            any(pack_dir.glob("*.onnx")) or (pack_dir / "manifest.json").is_file()
+        )
+        missing = [] if present else ["*.onnx"]
+    if missing:
+        raise ImproperlyConfigured(
+            f"The insightface identity encoder needs {pack_dir} with {_pack_files_text(pack)}; "
+            f"missing: {', '.join(missing)} (INSIGHTFACE_MODEL_DIR={model_dir}, INSIGHTFACE_PACK={pack}). "
+            "Model packs are not downloaded at run time: copy them there."
+        )
+
+
+def _pack_files_text(pack: str) -> str:
+    required = INSIGHTFACE_PACK_FILES.get(pack)
+    if required:
+        return " and ".join(required)
+    return "the pack's ONNX files (a detection and a recognition model)"
+
+
+def check_configured_encoder() -> None:
+    """Startup check of the configured encoder's files (see CameoConfig.ready)."""
+    choice = settings.IDENTITY_ENCODER
+    if choice == "dlib":
+        directory = face_recognition_models_dir()
+        missing = [name for name in DlibEncoder.REQUIRED if not (directory / name).exists()]
+        if missing:
+            raise ImproperlyConfigured(
+                f"The dlib identity encoder's directory {directory} lacks {', '.join(missing)}."
+            )
+    elif choice == "insightface":
+        check_insightface_files(settings.INSIGHTFACE_MODEL_DIR, settings.INSIGHTFACE_PACK)
+    else:
+        raise ImproperlyConfigured(f"IDENTITY_ENCODER must be dlib or insightface, not {choice!r}.")
+
+
+def _live_score(face) -> float | None:
+    result = face.get("liveness") if hasattr(face, "get") else getattr(face, "liveness", None)
+    if result is None:
+        return None
+    score = result.get("live_score") if hasattr(result, "get") else getattr(result, "live_score", None)
+    return None if score is None else float(score)
+
+
 class InsightFaceEncoder(IdentityEncoder):
+    """insightface's FaceAnalysis (SCRFD detection, ArcFace recognition) from a local directory:
+    `<model_dir>/models/<pack>/`. With `<model_dir>/addons/liveness.onnx` present, its liveness
+    add-on scores every face (observe mode: the embedding is computed either way and enrollment
+    decides, see CAMEO_MIN_LIVE_SCORE)."""
+
     name = "insightface"
     dim = 512
 
     def __init__(self, model_dir: str | Path, pack: str = "buffalo_l"):
-        root = Path(model_dir)
-        pack_dir = root / "models" / pack
-        onnx_files = sorted(pack_dir.glob("*.onnx")) if pack_dir.is_dir() else []
-        if not onnx_files:
-            raise ImproperlyConfigured(
-                f"INSIGHTFACE_MODEL_DIR={root} must contain models/{pack}/ with the pack's ONNX files "
-                "(a detection model such as det_10g.onnx and a recognition model such as w600k_r50.onnx)."
-            )
+        check_insightface_files(model_dir, pack)
         from insightface.app import FaceAnalysis
 
-        self.version = f"{pack}"
+        root = Path(model_dir)
+        self.has_liveness = (root / LIVENESS_ADDON).is_file()
+        self.version = f"{pack}+liveness" if self.has_liveness else pack
+        # The pack's own directory as `name`: FaceAnalysis then never tries to download it.
         self._app = FaceAnalysis(
-            name=pack,
+            name=str(insightface_pack_dir(root, pack)),
             root=str(root),
             allowed_modules=["detection", "recognition"],
             providers=["CPUExecutionProvider"],
+            addons=["liveness"] if self.has_liveness else (),
+            liveness_mode="observe",
         )
         self._app.prepare(ctx_id=-1, det_size=(640, 640))
         self._lock = threading.Lock()
@@ -159,6 +234,8 @@ class InsightFaceEncoder(IdentityEncoder):
             found = self._app.get(bgr)
         faces = []
         for face in found:
+            if face.normed_embedding is None:
+                continue
             crop = face_align.norm_crop(bgr, landmark=face.kps, image_size=224)[:, :, ::-1]
             left, top, right, bottom = (int(value) for value in face.bbox)
             faces.append(
@@ -168,6 +245,7 @@ class InsightFaceEncoder(IdentityEncoder):
                     embedding=_normalise(face.normed_embedding),
                     score=float(face.det_score),
                     crop=np.ascontiguousarray(crop),
+                    live_score=_live_score(face),
                 )
             )
         return faces
@@ -180,7 +258,5 @@ def get_encoder() -> IdentityEncoder:
     if choice == "dlib":
         return DlibEncoder()
     if choice == "insightface":
-        if not settings.INSIGHTFACE_MODEL_DIR:
-            raise ImproperlyConfigured("IDENTITY_ENCODER=insightface needs INSIGHTFACE_MODEL_DIR.")
         return InsightFaceEncoder(settings.INSIGHTFACE_MODEL_DIR, pack=settings.INSIGHTFACE_PACK)
     raise ImproperlyConfigured(f"IDENTITY_ENCODER must be dlib or insightface, not {choice!r}.")

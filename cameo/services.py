@@ -163,18 +163,36 @@ def _reject(*, cameo_id: int, reason: str, measurements: dict) -> Cameo | None:
 
 
 def nearest_claimed_likeness(*, template, encoder_name: str, exclude_owner_id: int | None):
-    """The closest active cameo of another owner with the same encoder, and its cosine distance."""
+    """The closest active cameo (of another owner, if `exclude_owner_id`) with the same encoder,
+    annotated with its cosine distance; None when there is none.
+
+    The search walks the HNSW index (`cameo_template_hnsw`). Its filters (status, encoder, owner)
+    are applied to what the index yields, so pgvector's iterative scan keeps walking until enough
+    rows pass them; relaxed order may swap near-equal neighbours, hence the few candidates sorted
+    here.
+    """
     query = Cameo.objects.filter(
         status=CameoStatus.ACTIVE, encoder=encoder_name, template_vector__isnull=False
     )
     if exclude_owner_id is not None:
         query = query.exclude(owner_id=exclude_owner_id)
-    return (
+    candidates = (
         query.annotate(distance=CosineDistance("template_vector", pad_template(template)))
         .order_by("distance")
         .only("id", "owner_id")
-        .first()
     )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cursor.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true)", [str(settings.CAMEO_HNSW_EF_SEARCH)]
+            )
+        found = list(candidates[:NEAREST_CANDIDATES])
+    return min(found, key=lambda cameo: cameo.distance, default=None)
+
+
+# Candidates fetched per nearest-neighbour search (see nearest_claimed_likeness).
+NEAREST_CANDIDATES = 4
 
 
 def _activate(*, cameo_id: int, analysis: enrollment.Analysis, encoder) -> Cameo | None:

@@ -319,3 +319,8 @@ CAMEO_CONSISTENCY_MAX_DISTANCE = env_float("CAMEO_CONSISTENCY_MAX_DISTANCE", 0.0
 CAMEO_MIN_SHARPNESS = env_float("CAMEO_MIN_SHARPNESS", 40.0)
 CAMEO_MIN_BRIGHTNESS = env_float("CAMEO_MIN_BRIGHTNESS", 40.0)
 CAMEO_MIN_MOTION = env_float("CAMEO_MIN_MOTION", 1.5)
+# insightface's liveness add-on (used when <INSIGHTFACE_MODEL_DIR>/addons/liveness.onnx is present):
+# the median live score of the clip's faces must reach this (the add-on's own default threshold).
+CAMEO_MIN_LIVE_SCORE = env_float("CAMEO_MIN_LIVE_SCORE", 0.8)
+# Candidates the HNSW index visits per likeness search (pgvector's hnsw.ef_search); see bench/README.md.
+CAMEO_HNSW_EF_SEARCH = env_int("CAMEO_HNSW_EF_SEARCH", 40)
