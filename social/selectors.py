@@ -129,11 +129,29 @@ def user_posts(*, viewer: User, author: User, status: str = PostStatus.PUBLISHED
 
 
 def following_feed(*, viewer: User) -> QuerySet[Post]:
-    """Published posts of the people the viewer follows (blocks end follows, so none is blocked)."""
-    return visible_posts(viewer=viewer).filter(
+    """Published posts of the people the viewer follows (blocks end follows, so none is blocked).
+
+    Lean on purpose: the page query selects keys only, and `with_viewer_state` loads the page's
+    posts; building the full visibility query for every swipe cost more than running it.
+    """
+    return Post.objects.filter(
         status=PostStatus.PUBLISHED,
         author_id__in=Follow.objects.filter(follower_id=viewer.pk).values("followee_id"),
+    ).only("id", "published_at")
+
+
+def with_viewer_state(*, viewer: User, posts: list[Post]) -> list[Post]:
+    """The given posts, in order, with their author and `liked_by_me`, in one query."""
+    ids = [post.pk for post in posts]
+    if not ids:
+        return []
+    rows = (
+        Post.objects.select_related("author")
+        .filter(pk__in=ids)
+        .annotate(liked_by_me=Exists(Like.objects.filter(post_id=OuterRef("pk"), user_id=viewer.pk)))
     )
+    by_id = {row.pk: row for row in rows}
+    return [by_id[post_id] for post_id in ids if post_id in by_id]
 
 
 def post_comments(*, viewer: User, post: Post) -> QuerySet[Comment]:

@@ -181,6 +181,46 @@ class PostSerializer(serializers.Serializer):
             "provider": post.provider,
         }
 
+    def to_representation(self, post):
+        """The fields above, built directly: feeds render many posts per request, and DRF's
+        field-by-field machinery costs more than the data (the declared fields still give the schema)."""
+        shows_media = self._shows_media(post)
+        return {
+            "id": str(post.pk),
+            "author": {"id": str(post.author_id), "username": post.author.username},
+            "status": post.status,
+            "caption": post.caption,
+            "prompt": post.prompt,
+            "video_url": self.get_video_url(post) if shows_media else None,
+            "poster_url": self.get_poster_url(post) if shows_media else None,
+            "duration_s": post.duration_s,
+            "width": post.width,
+            "height": post.height,
+            "created_at": _iso(post.created_at),
+            "published_at": _iso(post.published_at),
+            "like_count": post.like_count,
+            "comment_count": post.comment_count,
+            "remix_count": post.remix_count,
+            "view_count": post.view_count,
+            "liked_by_me": self.get_liked_by_me(post),
+            "remix_of": None if post.remix_of_id is None else str(post.remix_of_id),
+            "root_id": None if post.root_id is None else str(post.root_id),
+            "remix_allowed": post.remix_allowed,
+            "cameos": self.get_cameos(post),
+            "ip": self.get_ip(post),
+            "ai_label": self.get_ai_label(post),
+        }
+
+
+def _iso(moment) -> str | None:
+    """The format DRF's DateTimeField renders (ISO 8601, UTC as Z)."""
+    if moment is None:
+        return None
+    return _DATETIME_FIELD.to_representation(moment)
+
+
+_DATETIME_FIELD = serializers.DateTimeField()
+
 
 class PostPageSerializer(serializers.Serializer):
     results = PostSerializer(many=True)

@@ -188,6 +188,7 @@ class FeedView(APIView):
                 cursor=cursor,
                 limit=limit,
             )
+            page.items = selectors.with_viewer_state(viewer=request.user, posts=page.items)
         elif tab == "for_you":
             page = feed.for_you_page(viewer=request.user, cursor=cursor, limit=limit)
         else:

@@ -25,7 +25,7 @@ def busy_world(make_user, make_post):
 
 # (path, queries, rows available): one query for the JWT's user, then the endpoint's own.
 LIST_ENDPOINTS = [
-    ("/api/v1/feed?tab=following", 2, 12),
+    ("/api/v1/feed?tab=following", 3, 12),
     ("/api/v1/feed?tab=for_you", 5, 12),
     ("/api/v1/users/writer0/posts", 3, 4),
     ("/api/v1/notifications", 2, 12),
