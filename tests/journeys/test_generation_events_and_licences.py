@@ -39,7 +39,7 @@ async def test_progress_and_completion_arrive_over_the_websocket(make_user, tiny
     assert job.status == GenerationStatus.SUCCEEDED
     events = []
     while True:
-        event = await communicator.receive_json_from(timeout=5)
+        event = await communicator.receive_json_from(timeout=30)
         events.append(event)
         if event["type"] == "notification":
             break
