@@ -1,10 +1,11 @@
 """From a verification video to an identity template, or a reason to refuse it.
 
 Thresholds (settings, cosine distances between L2-normalised embeddings of one encoder), measured
-with the dlib encoder on the photos bundled in the insightface wheel:
+with the dlib encoder on the photos bundled in the insightface wheel (`bench/cameo_thresholds.py`
+prints them again):
 
 - the same face flipped, darkened (x0.6), brightened (x1.4), halved in size or rotated by 8 degrees:
-  0.004-0.013 from the original (euclidean 0.09-0.16);
+  0.004-0.013 from the original (euclidean 0.09-0.16), at most 0.022 between any two variants;
 - the six different people of `t1.jpg`: at least 0.094 from each other and 0.123-0.172 from the
   portrait in `Tom_Hanks_54745.png` (euclidean 0.43-0.59).
 
