@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu import Exchange, Queue
 
 from config.env import load_dev_env
@@ -21,3 +22,10 @@ app.conf.task_default_routing_key = "default"
 # Tasks name their queue where they are declared; everything else runs on `default`.
 app.conf.task_routes = {"generation.tasks.run_generation": {"queue": "gpu", "routing_key": "gpu"}}
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _require_services(**kwargs) -> None:
+    from core.startup import require_services
+
+    require_services()

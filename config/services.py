@@ -252,6 +252,8 @@ def test(argv: list[str]) -> int:
         env.setdefault("SECRET_KEY", "test-only-" + secrets.token_urlsafe(24))
         env["MEDIA_ROOT"] = str(media)
         env.setdefault("AUTH_THROTTLE_RATE", "1000/min")
+        # Test modules import the ASGI/WSGI apps before pytest-django opens the database.
+        env.setdefault("STARTUP_CHECKS", "0")
         # Password hashing is deliberately slow; tests create many users.
         env.setdefault("PASSWORD_HASHERS", "django.contrib.auth.hashers.MD5PasswordHasher")
         result = subprocess.run([PYTHON, "-m", "pytest", *argv], env=env, cwd=BASE_DIR)

@@ -10,3 +10,7 @@ load_dev_env()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_wsgi_application()
+
+from core.startup import require_services  # noqa: E402
+
+require_services()

@@ -60,3 +60,17 @@ def check_broker(timeout: float | None = None) -> ServiceStatus:
 
 def verify_services() -> list[ServiceStatus]:
     return [check_database(), check_vector_extension(), check_broker()]
+
+
+def require_services() -> None:
+    """Stops a server or worker at startup, naming every service that does not answer.
+
+    Skipped when STARTUP_CHECKS is off (e.g. to build images without services).
+    """
+    if not getattr(settings, "STARTUP_CHECKS", True):
+        return
+    from django.core.exceptions import ImproperlyConfigured
+
+    failed = [status.detail for status in verify_services() if not status.ok]
+    if failed:
+        raise ImproperlyConfigured("Cannot start: " + "; ".join(failed))

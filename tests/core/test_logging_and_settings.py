@@ -98,3 +98,27 @@ def test_unreachable_database_is_named_by_check_services():
     )
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
+
+
+def test_wsgi_server_refuses_to_start_without_its_broker():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.wsgi"],
+        env={
+            **os.environ,
+            "DATA_DIR": "/nonexistent",
+            "REDIS_URL": f"redis://127.0.0.1:{closed_port}/0",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{closed_port}/0",
+            "HEALTH_CHECK_TIMEOUT_S": "1",
+            "STARTUP_CHECKS": "1",
+        },
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "Cannot start" in result.stderr and "CELERY_BROKER_URL" in result.stderr
