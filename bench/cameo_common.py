@@ -69,7 +69,9 @@ def seeded_count(encoder_name: str) -> int:
     return Cameo.objects.filter(status="active", encoder=encoder_name).count()
 
 
-def seed_templates(count: int, *, encoder_name: str, dim: int, seed: int = 7) -> np.ndarray:
+def seed_templates(
+    count: int, *, encoder_name: str, dim: int, encoder_version: str = "bench", seed: int = 7
+) -> np.ndarray:
     """Makes `count` active cameos with random templates (COPY, index dropped and rebuilt once).
 
     Running it again with the same count reuses what is there. Returns the seeded templates.
@@ -119,7 +121,7 @@ def seed_templates(count: int, *, encoder_name: str, dim: int, seed: int = 7) ->
                     0.01,
                     1,
                     encoder_name,
-                    "bench",
+                    encoder_version,
                     "",
                     "",
                     "2026-01-01T00:00:00Z",

@@ -71,9 +71,12 @@ def main() -> None:
     parser.add_argument("--templates", type=int, default=1_000_000)
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--exact-probes", type=int, default=40, help="exact scans are slow: fewer")
+    parser.add_argument("--ef-search", default="40,100,200,400", help="hnsw.ef_search values to compare")
     args = parser.parse_args()
     with ExitStack() as stack:
         start_django(stack, "/tmp/cameo-bench")
+        from django.conf import settings
+
         from cameo.services import nearest_claimed_likeness
 
         stored = seed_templates(args.templates, encoder_name=ENCODER, dim=128)
@@ -86,30 +89,37 @@ def main() -> None:
         plan = plan_of(probes["stranger"][0])
         print("plan uses cameo_template_hnsw:", "cameo_template_hnsw" in plan)
         print(f"{args.templates} templates, {args.probes} probes per kind (exact: {args.exact_probes})")
-        print(
-            f"{'probe':<14} {'index p50 ms':>12} {'index p99 ms':>12} {'exact p50 ms':>12} {'exact p99 ms':>12} {'recall@1':>9}"
-        )
+        exact = {}
         for kind, vectors in probes.items():
-            for vector in vectors[:5]:  # warm the cache
-                nearest_claimed_likeness(template=vector, encoder_name=ENCODER, exclude_owner_id=0)
-            index_ms, exact_ms, hits = [], [], 0
-            index_results = []
-            for vector in vectors:
+            exact_ms, exact[kind] = [], []
+            for vector in vectors[: args.exact_probes]:
                 started = time.perf_counter()
-                found = nearest_claimed_likeness(template=vector, encoder_name=ENCODER, exclude_owner_id=0)
-                index_ms.append((time.perf_counter() - started) * 1000)
-                index_results.append(found.pk if found else None)
-            for vector, found in zip(vectors[: args.exact_probes], index_results, strict=False):
-                started = time.perf_counter()
-                exact = exact_nearest(vector)
+                found = exact_nearest(vector)
                 exact_ms.append((time.perf_counter() - started) * 1000)
-                hits += int(exact is not None and exact.pk == found)
+                exact[kind].append(found.pk if found else None)
             print(
-                f"{kind:<14} {percentile(index_ms, 0.5):>12.2f} {percentile(index_ms, 0.99):>12.2f} "
-                f"{percentile(exact_ms, 0.5):>12.1f} {percentile(exact_ms, 0.99):>12.1f} "
-                f"{hits / len(exact_ms):>9.3f}",
-                flush=True,
+                f"exact scan, {kind:<14} p50 {percentile(exact_ms, 0.5):8.1f} ms  p99 {percentile(exact_ms, 0.99):8.1f} ms"
             )
+        print(f"{'ef_search':>9} {'probe':<14} {'index p50 ms':>12} {'index p99 ms':>12} {'recall@1':>9}")
+        for ef_search in [int(value) for value in args.ef_search.split(",")]:
+            settings.CAMEO_HNSW_EF_SEARCH = ef_search
+            for kind, vectors in probes.items():
+                for vector in vectors[:5]:  # warm the cache
+                    nearest_claimed_likeness(template=vector, encoder_name=ENCODER, exclude_owner_id=0)
+                index_ms, found_ids = [], []
+                for vector in vectors:
+                    started = time.perf_counter()
+                    found = nearest_claimed_likeness(
+                        template=vector, encoder_name=ENCODER, exclude_owner_id=0
+                    )
+                    index_ms.append((time.perf_counter() - started) * 1000)
+                    found_ids.append(found.pk if found else None)
+                hits = sum(int(a == b) for a, b in zip(exact[kind], found_ids, strict=False))
+                print(
+                    f"{ef_search:>9} {kind:<14} {percentile(index_ms, 0.5):>12.2f} "
+                    f"{percentile(index_ms, 0.99):>12.2f} {hits / len(exact[kind]):>9.3f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

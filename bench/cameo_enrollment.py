@@ -84,7 +84,9 @@ def main() -> None:
         from social.models import User
 
         encoder = get_encoder()
-        seed_templates(args.templates, encoder_name=encoder.name, dim=encoder.dim)
+        seed_templates(
+            args.templates, encoder_name=encoder.name, dim=encoder.dim, encoder_version=encoder.version
+        )
         data = clip_720p(Path(os.environ.get("DATA_DIR", "/tmp/cameo-bench-enroll")) / "clip-720p.mp4")
         owner, _ = User.objects.get_or_create(
             username="bench-enroller", defaults={"birth_date": "1990-01-01"}

@@ -213,7 +213,8 @@ class InsightFaceEncoder(IdentityEncoder):
 
         root = Path(model_dir)
         self.has_liveness = (root / LIVENESS_ADDON).is_file()
-        self.version = f"{pack}+liveness" if self.has_liveness else pack
+        # The pack names the recognition model, hence the embedding space; liveness does not change it.
+        self.version = pack
         # The pack's own directory as `name`: FaceAnalysis then never tries to download it.
         self._app = FaceAnalysis(
             name=str(insightface_pack_dir(root, pack)),

@@ -27,7 +27,10 @@ def find_cameos_in_frames(frames: list[np.ndarray], *, exclude_cameo_ids=()) -> 
     for frame in frames:
         for face in encoder.embed(frame):
             match = nearest_claimed_likeness(
-                template=face.embedding, encoder_name=encoder.name, exclude_owner_id=None
+                template=face.embedding,
+                encoder_name=encoder.name,
+                encoder_version=encoder.version,
+                exclude_owner_id=None,
             )
             if match is None or match.distance > settings.CAMEO_MATCH_MAX_DISTANCE or match.pk in excluded:
                 continue

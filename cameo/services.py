@@ -162,9 +162,12 @@ def _reject(*, cameo_id: int, reason: str, measurements: dict) -> Cameo | None:
     return cameo
 
 
-def nearest_claimed_likeness(*, template, encoder_name: str, exclude_owner_id: int | None):
-    """The closest active cameo (of another owner, if `exclude_owner_id`) with the same encoder,
-    annotated with its cosine distance; None when there is none.
+def nearest_claimed_likeness(
+    *, template, encoder_name: str, exclude_owner_id: int | None, encoder_version: str | None = None
+):
+    """The closest active cameo (of another owner, if `exclude_owner_id`) with the same encoder
+    (name, and version when given: another model version is another space), annotated with its
+    cosine distance; None when there is none.
 
     The search walks the HNSW index (`cameo_template_hnsw`). Its filters (status, encoder, owner)
     are applied to what the index yields, so pgvector's iterative scan keeps walking until enough
@@ -174,6 +177,8 @@ def nearest_claimed_likeness(*, template, encoder_name: str, exclude_owner_id: i
     query = Cameo.objects.filter(
         status=CameoStatus.ACTIVE, encoder=encoder_name, template_vector__isnull=False
     )
+    if encoder_version is not None:
+        query = query.filter(encoder_version=encoder_version)
     if exclude_owner_id is not None:
         query = query.exclude(owner_id=exclude_owner_id)
     candidates = (
@@ -205,7 +210,10 @@ def _activate(*, cameo_id: int, analysis: enrollment.Analysis, encoder) -> Cameo
         if cameo is None or cameo.status != CameoStatus.PROCESSING:
             return cameo
         nearest = nearest_claimed_likeness(
-            template=analysis.template, encoder_name=encoder.name, exclude_owner_id=cameo.owner_id
+            template=analysis.template,
+            encoder_name=encoder.name,
+            encoder_version=encoder.version,
+            exclude_owner_id=cameo.owner_id,
         )
         if nearest is not None and nearest.distance <= settings.CAMEO_MATCH_MAX_DISTANCE:
             measurements = {**analysis.measurements, "claimed_distance": round(float(nearest.distance), 4)}

@@ -114,3 +114,14 @@ def test_likeness_search_can_walk_the_hnsw_index(user, enrolled_cameo):
         )
         is None
     )
+    other_version = services.nearest_claimed_likeness(
+        template=cameo.template, encoder_name=cameo.encoder, encoder_version="v0", exclude_owner_id=None
+    )
+    assert other_version is None
+    same_version = services.nearest_claimed_likeness(
+        template=cameo.template,
+        encoder_name=cameo.encoder,
+        encoder_version=cameo.encoder_version,
+        exclude_owner_id=None,
+    )
+    assert same_version.pk == cameo.pk
