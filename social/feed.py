@@ -18,6 +18,11 @@ Candidates are the 300 newest published posts before T plus the 100 newest of fo
 post V reported. The scored list is ordered greedily so that no two neighbours share an author while
 another author is available (the author last served on the previous page counts as a neighbour).
 
+The 300 newest posts are the same for every viewer, so a chain's first page takes them from a pool
+shared by all viewers (cached for RECENT_POOL_SECONDS and dropped whenever a post is saved or
+deleted); T is then the pool's time, and the viewer's own, blocked and reported authors are removed
+from it in Python. Later pages and cache misses query as described above.
+
 The cursor is signed and carries T and the ids already served in this chain: posts published
 after T never enter the chain, and served posts are excluded from every later page, so no post
 appears twice however the counters move between pages; every candidate is served eventually, in
@@ -38,10 +43,15 @@ from django.utils import timezone
 
 from core.errors import ApiError
 from core.pagination import Page, decode_cursor, encode_cursor
-from social.models import Follow, Like, Post, PostStatus, Report, User
+from social.models import Block, Follow, Like, Post, PostStatus, Report, User
 from social.selectors import _not_blocked, visible_posts
 
 RECENT_POOL = 300
+# The shared pool holds more than RECENT_POOL so that removing one viewer's excluded authors
+# still leaves a full pool in the usual case.
+SHARED_POOL = 400
+RECENT_POOL_KEY = "feed:for_you:recent-pool"
+RECENT_POOL_SECONDS = 10
 FOLLOWED_POOL = 100
 RANKING_CACHE_SECONDS = 15 * 60
 RECENT_LIKES = 200
@@ -159,12 +169,62 @@ def _candidates(
     return candidates, may_have_more
 
 
+def recent_pool() -> tuple[datetime, list[tuple]]:
+    """(T, the SHARED_POOL newest published posts at T as CANDIDATE_FIELDS rows), shared by all viewers."""
+    cached = cache.get(RECENT_POOL_KEY)
+    if cached is not None:
+        return cached
+    snapshot = timezone.now()
+    rows = list(
+        Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot)
+        .order_by("-published_at", "-pk")
+        .values_list(*CANDIDATE_FIELDS)[:SHARED_POOL]
+    )
+    cache.set(RECENT_POOL_KEY, (snapshot, rows), RECENT_POOL_SECONDS)
+    return snapshot, rows
+
+
+def forget_recent_pool() -> None:
+    cache.delete(RECENT_POOL_KEY)
+
+
+def _excluded_authors(viewer: User) -> set[int]:
+    """The viewer, the people on either side of a block with them, and authors they reported."""
+    blocked = Block.objects.filter(blocker_id=viewer.pk).values_list("blocked_id")
+    blocking = Block.objects.filter(blocked_id=viewer.pk).values_list("blocker_id")
+    reported = Report.objects.filter(reporter_id=viewer.pk).values_list("post__author_id")
+    return {viewer.pk, *(author_id for (author_id,) in blocked.union(blocking, reported))}
+
+
+def _candidates_from_pool(
+    viewer: User, snapshot: datetime, pool: list[tuple], followed: list[int]
+) -> tuple[list[Candidate], bool]:
+    excluded = _excluded_authors(viewer)
+    rows = [row for row in pool if row[1] not in excluded][:RECENT_POOL]
+    if followed:
+        seen = {row[0] for row in rows}
+        from_followed = (
+            Post.objects.filter(
+                status=PostStatus.PUBLISHED, published_at__lte=snapshot, author_id__in=followed
+            )
+            .exclude(author_id__in=excluded)
+            .order_by("-published_at", "-pk")
+            .values_list(*CANDIDATE_FIELDS)[:FOLLOWED_POOL]
+        )
+        rows += [row for row in from_followed if row[0] not in seen]
+    candidates = [
+        Candidate(pk, author_id, root_id or pk, published_at, likes, comments, remixes, views, remix_allowed)
+        for pk, author_id, root_id, published_at, likes, comments, remixes, views, remix_allowed in rows
+    ]
+    return candidates, len(pool) >= RECENT_POOL
+
+
 def _ranking_cache_key(viewer_id: int, snapshot: datetime) -> str:
     return f"feed:for_you:{viewer_id}:{snapshot.isoformat()}"
 
 
 def _ranked_candidates(
-    viewer: User, snapshot: datetime, served: set[int]
+    viewer: User, snapshot: datetime, served: set[int], pool: list[tuple] | None = None
 ) -> tuple[list[tuple[int, int]], bool]:
     """(post_id, author_id) in rank order, not yet served; cached per chain so that later pages skip
     the candidate and affinity queries. A cache miss recomputes; the cursor's served ids keep the
@@ -177,7 +237,10 @@ def _ranked_candidates(
         if remaining or not may_have_more:
             return remaining, may_have_more
     affinity, followed = _viewer_affinity(viewer)
-    candidates, may_have_more = _candidates(viewer, snapshot, served, followed)
+    if pool is not None and not served:
+        candidates, may_have_more = _candidates_from_pool(viewer, snapshot, pool, followed)
+    else:
+        candidates, may_have_more = _candidates(viewer, snapshot, served, followed)
     ordered = sorted(
         candidates,
         key=lambda c: (score(c, affinity=affinity, snapshot=snapshot), c.post_id),
@@ -190,8 +253,9 @@ def _ranked_candidates(
 
 def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
     state = decode_cursor(cursor)
+    pool = None
     if state is None:
-        snapshot, served, previous_author = timezone.now(), [], None
+        (snapshot, pool), served, previous_author = recent_pool(), [], None
     else:
         try:
             snapshot = datetime.fromisoformat(state["t"])
@@ -199,7 +263,7 @@ def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
             previous_author = state.get("a")
         except (KeyError, TypeError, ValueError) as exc:
             raise ApiError("The cursor is not valid.", details={"cursor": ["Invalid cursor."]}) from exc
-    ranked, may_have_more = _ranked_candidates(viewer, snapshot, set(served))
+    ranked, may_have_more = _ranked_candidates(viewer, snapshot, set(served), pool)
     chosen = spread_authors(ranked, limit=limit, previous_author_id=previous_author)
     page_ids = [post_id for post_id, _author in chosen]
     # Blocks and reports made since the chain started apply at once.

@@ -26,7 +26,9 @@ def busy_world(make_user, make_post):
 # (path, queries, rows available): one query for the JWT's user, then the endpoint's own.
 LIST_ENDPOINTS = [
     ("/api/v1/feed?tab=following", 3, 12),
-    ("/api/v1/feed?tab=for_you", 5, 12),
+    # for_you, first page: user, follows, likes, shared pool (cached for all viewers), excluded
+    # authors, followed pool, page.
+    ("/api/v1/feed?tab=for_you", 7, 12),
     ("/api/v1/users/writer0/posts", 3, 4),
     ("/api/v1/notifications", 2, 12),
     ("/api/v1/posts/{post}/comments", 3, 6),
