@@ -69,8 +69,22 @@ def require_services() -> None:
     """
     if not getattr(settings, "STARTUP_CHECKS", True):
         return
+    from concurrent.futures import ThreadPoolExecutor
+
     from django.core.exceptions import ImproperlyConfigured
 
-    failed = [status.detail for status in verify_services() if not status.ok]
+    def check_in_own_thread() -> list[ServiceStatus]:
+        # ASGI servers may import the app inside a running event loop, where Django refuses
+        # database calls; a thread of our own has none, and closes its connection when done.
+        from django.db import connections
+
+        try:
+            return verify_services()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        statuses = pool.submit(check_in_own_thread).result()
+    failed = [status.detail for status in statuses if not status.ok]
     if failed:
         raise ImproperlyConfigured("Cannot start: " + "; ".join(failed))

@@ -122,3 +122,26 @@ def test_wsgi_server_refuses_to_start_without_its_broker():
     )
     assert result.returncode != 0
     assert "Cannot start" in result.stderr and "CELERY_BROKER_URL" in result.stderr
+
+
+def test_startup_checks_pass_inside_a_running_event_loop():
+    """As when uvicorn with several workers imports the app inside its loop."""
+    code = (
+        "import asyncio, django, os\n"
+        "os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'\n"
+        "django.setup()\n"
+        "from core.startup import require_services\n"
+        "async def main():\n"
+        "    require_services()\n"
+        "asyncio.run(main())\n"
+        "print('started')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DATA_DIR": "/nonexistent", "STARTUP_CHECKS": "1"},
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started"
