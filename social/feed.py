@@ -43,8 +43,8 @@ from django.utils import timezone
 
 from core.errors import ApiError
 from core.pagination import Page, decode_cursor, encode_cursor
-from social.models import Block, Follow, Like, Post, PostStatus, Report, User
-from social.selectors import _not_blocked, visible_posts
+from social.models import Follow, Like, Post, PostStatus, Report, User
+from social.selectors import blocked_user_ids, visible_posts
 
 RECENT_POOL = 300
 # The shared pool holds more than RECENT_POOL so that removing one viewer's excluded authors
@@ -145,8 +145,7 @@ def _candidates(
     eligible = (
         Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot)
         .exclude(author_id=viewer.pk)
-        .filter(_not_blocked(viewer.pk))
-        .exclude(author_id__in=Report.objects.filter(reporter_id=viewer.pk).values("post__author_id"))
+        .exclude(author_id__in=excluded_author_ids(viewer.pk))
     )
     if served:
         eligible = eligible.exclude(pk__in=served)
@@ -188,18 +187,19 @@ def forget_recent_pool() -> None:
     cache.delete(RECENT_POOL_KEY)
 
 
-def _excluded_authors(viewer: User) -> set[int]:
-    """The viewer, the people on either side of a block with them, and authors they reported."""
-    blocked = Block.objects.filter(blocker_id=viewer.pk).values_list("blocked_id")
-    blocking = Block.objects.filter(blocked_id=viewer.pk).values_list("blocker_id")
-    reported = Report.objects.filter(reporter_id=viewer.pk).values_list("post__author_id")
-    return {viewer.pk, *(author_id for (author_id,) in blocked.union(blocking, reported))}
+def excluded_author_ids(viewer_id: int):
+    """Authors whose posts for_you never shows the viewer: people on either side of a block with
+    them and authors of posts they reported. A subquery of ids, also read as a set of ids for the
+    shared pool; the viewer's own posts are left out separately."""
+    return blocked_user_ids(viewer_id=viewer_id).union(
+        Report.objects.filter(reporter_id=viewer_id).values_list("post__author_id", flat=True)
+    )
 
 
 def _candidates_from_pool(
     viewer: User, snapshot: datetime, pool: list[tuple], followed: list[int]
 ) -> tuple[list[Candidate], bool]:
-    excluded = _excluded_authors(viewer)
+    excluded = {viewer.pk, *excluded_author_ids(viewer.pk)}
     rows = [row for row in pool if row[1] not in excluded][:RECENT_POOL]
     if followed:
         seen = {row[0] for row in rows}
@@ -267,9 +267,10 @@ def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
     chosen = spread_authors(ranked, limit=limit, previous_author_id=previous_author)
     page_ids = [post_id for post_id, _author in chosen]
     # Blocks and reports made since the chain started apply at once.
-    fresh = visible_posts(viewer=viewer).filter(pk__in=page_ids, status=PostStatus.PUBLISHED)
-    fresh = fresh.exclude(
-        author_id__in=Report.objects.filter(reporter_id=viewer.pk).values("post__author_id")
+    fresh = (
+        visible_posts(viewer=viewer)
+        .filter(pk__in=page_ids, status=PostStatus.PUBLISHED)
+        .exclude(author_id__in=excluded_author_ids(viewer.pk))
     )
     by_id = {post.pk: post for post in fresh}
     items = [by_id[post_id] for post_id in page_ids if post_id in by_id]

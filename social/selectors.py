@@ -32,8 +32,19 @@ def quota_for(*, user: User) -> Quota:
     return Quota(daily_limit=limit, used_today=used)
 
 
+def _active_users(username: str) -> QuerySet[User]:
+    return User.objects.filter(username__iexact=username, is_active=True)
+
+
 def get_active_user(*, username: str) -> User | None:
-    return User.objects.filter(username__iexact=username, is_active=True).first()
+    return _active_users(username).first()
+
+
+def get_active_user_or_404(*, username: str) -> User:
+    user = get_active_user(username=username)
+    if user is None:
+        raise NotFound()
+    return user
 
 
 def is_blocked_either_way(*, user_id: int, other_id: int) -> bool:
@@ -56,19 +67,18 @@ def are_mutuals(*, user_id: int, other_id: int) -> bool:
     )
 
 
-def blocked_user_ids(*, viewer_id: int):
-    """A subquery of everyone on either side of a block with the viewer."""
+def blocked_user_ids(*, viewer_id: int) -> QuerySet:
+    """The ids of everyone on either side of a block with the viewer (usable as a subquery)."""
     return (
         Block.objects.filter(blocker_id=viewer_id)
-        .values("blocked_id")
-        .union(Block.objects.filter(blocked_id=viewer_id).values("blocker_id"))
+        .values_list("blocked_id", flat=True)
+        .union(Block.objects.filter(blocked_id=viewer_id).values_list("blocker_id", flat=True))
     )
 
 
-def _not_blocked(viewer_id: int, field: str = "author_id") -> Q:
-    return ~Q(**{f"{field}__in": Block.objects.filter(blocker_id=viewer_id).values("blocked_id")}) & ~Q(
-        **{f"{field}__in": Block.objects.filter(blocked_id=viewer_id).values("blocker_id")}
-    )
+def not_blocked(viewer_id: int, field: str = "author_id") -> Q:
+    """Rows whose `field` (a user id) is on neither side of a block with the viewer."""
+    return ~Q(**{f"{field}__in": blocked_user_ids(viewer_id=viewer_id)})
 
 
 def visible_posts(*, viewer: User | None, annotate_viewer: bool = True) -> QuerySet[Post]:
@@ -85,7 +95,7 @@ def visible_posts(*, viewer: User | None, annotate_viewer: bool = True) -> Query
         return posts.filter(status=PostStatus.PUBLISHED).annotate(liked_by_me=Value(False))
     others = (
         Q(status=PostStatus.PUBLISHED) | Q(status=PostStatus.DRAFT, cameo_owner_ids__contains=[viewer.pk])
-    ) & (_not_blocked(viewer.pk))
+    ) & not_blocked(viewer.pk)
     posts = posts.filter(Q(author_id=viewer.pk) | others)
     if annotate_viewer:
         posts = posts.annotate(
@@ -108,7 +118,7 @@ def get_visible_post(*, viewer: User | None, post_id) -> Post:
 def user_profile(*, viewer: User, username: str) -> User:
     """A user with `is_following` / `follows_you`; 404 when the user blocked the viewer."""
     user = (
-        User.objects.filter(username__iexact=username, is_active=True)
+        _active_users(username)
         .annotate(
             is_following=Exists(Follow.objects.filter(follower_id=viewer.pk, followee_id=OuterRef("pk"))),
             follows_you=Exists(Follow.objects.filter(follower_id=OuterRef("pk"), followee_id=viewer.pk)),
@@ -155,7 +165,7 @@ def with_viewer_state(*, viewer: User, posts: list[Post]) -> list[Post]:
 
 
 def post_comments(*, viewer: User, post: Post) -> QuerySet[Comment]:
-    return Comment.objects.filter(post=post).filter(_not_blocked(viewer.pk)).select_related("author")
+    return Comment.objects.filter(post=post).filter(not_blocked(viewer.pk)).select_related("author")
 
 
 def notifications_for(*, user: User, unread_only: bool = False) -> QuerySet[Notification]:

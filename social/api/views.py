@@ -9,7 +9,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
 from core.api.schema import CURSOR_PAGE_PARAMETERS
-from core.errors import ApiError, NotFound
+from core.errors import ApiError
 from core.pagination import keyset_page, page_response_data, read_limit
 from social import feed, selectors, services
 from social.api import serializers as s
@@ -105,13 +105,6 @@ def _posts_page(request, page):
     return Response(page_response_data(page, serialized))
 
 
-def _user_or_404(username: str):
-    user = selectors.get_active_user(username=username)
-    if user is None:
-        raise NotFound()
-    return user
-
-
 class UserDetailView(APIView):
     @extend_schema(responses={200: s.UserProfileSerializer})
     def get(self, request, username: str):
@@ -148,24 +141,30 @@ class UserPostsView(APIView):
 class FollowView(APIView):
     @extend_schema(request=None, responses={204: None})
     def put(self, request, username: str):
-        services.follow_user(follower=request.user, followee=_user_or_404(username))
+        services.follow_user(
+            follower=request.user, followee=selectors.get_active_user_or_404(username=username)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={204: None})
     def delete(self, request, username: str):
-        services.unfollow_user(follower=request.user, followee=_user_or_404(username))
+        services.unfollow_user(
+            follower=request.user, followee=selectors.get_active_user_or_404(username=username)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class BlockView(APIView):
     @extend_schema(request=None, responses={204: None})
     def put(self, request, username: str):
-        services.block_user(blocker=request.user, blocked=_user_or_404(username))
+        services.block_user(blocker=request.user, blocked=selectors.get_active_user_or_404(username=username))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={204: None})
     def delete(self, request, username: str):
-        services.unblock_user(blocker=request.user, blocked=_user_or_404(username))
+        services.unblock_user(
+            blocker=request.user, blocked=selectors.get_active_user_or_404(username=username)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -3,7 +3,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from social.feed import spread_authors
+from social.feed import (
+    _candidates,
+    _candidates_from_pool,
+    excluded_author_ids,
+    recent_pool,
+    spread_authors,
+)
 from social.models import Post
 from social.services import block_user, follow_user, like_post, report_post
 from tests.conftest import client_for
@@ -139,3 +145,17 @@ def test_feed_refusals(auth_client):
     assert auth_client.get("/api/v1/feed?limit=0").status_code == 400
     assert auth_client.get("/api/v1/feed?tab=following&cursor=forged").status_code == 400
     assert auth_client.get("/api/v1/feed").json() == {"results": [], "next_cursor": None}
+
+
+def test_candidate_queries_and_the_shared_pool_exclude_the_same_authors(crowd, make_post):
+    viewer, authors, posts = crowd
+    make_post(viewer)
+    block_user(blocker=authors[1], blocked=viewer)
+    block_user(blocker=viewer, blocked=authors[3])
+    report_post(reporter=viewer, post=next(p for p in posts if p.author_id == authors[2].pk), reason="x")
+    assert set(excluded_author_ids(viewer.pk)) == {authors[1].pk, authors[2].pk, authors[3].pk}
+    snapshot, pool = recent_pool()
+    from_query, _ = _candidates(viewer, snapshot, set(), [])
+    from_pool, _ = _candidates_from_pool(viewer, snapshot, pool, [])
+    expected = {p.pk for p in posts if p.author_id == authors[0].pk}
+    assert {c.post_id for c in from_query} == {c.post_id for c in from_pool} == expected
