@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from cameo.models import Appearance, Cameo, CameoAudit, CameoGrant, CameoRequest, CameoStatus, Permission
+from cameo.models import Cameo, CameoAudit, CameoGrant, CameoRequest, CameoStatus, Permission
 from core.errors import NotFound
-from social.models import Block, Follow, User
+from social.models import Block, Follow, Like, Post, User
+from social.selectors import is_blocked_either_way
 
 
 def owned_cameos(*, owner: User) -> QuerySet[Cameo]:
@@ -68,10 +69,7 @@ def get_cameo_for(*, viewer: User, cameo_id) -> Cameo:
         return cameo
     if cameo.status != CameoStatus.ACTIVE:
         raise NotFound()
-    if Block.objects.filter(
-        Q(blocker_id=viewer.pk, blocked_id=cameo.owner_id)
-        | Q(blocker_id=cameo.owner_id, blocked_id=viewer.pk)
-    ).exists():
+    if is_blocked_either_way(user_id=viewer.pk, other_id=cameo.owner_id):
         raise NotFound()
     return cameo
 
@@ -83,8 +81,13 @@ def get_owned_cameo(*, owner: User, cameo_id) -> Cameo:
     return cameo
 
 
-def appearances_of(*, cameo: Cameo) -> QuerySet[Appearance]:
-    return Appearance.objects.filter(cameo=cameo).select_related("post", "post__author")
+def appearance_posts(*, cameo: Cameo, viewer: User) -> QuerySet[Post]:
+    """Every post that uses the cameo, whatever its status or author, for the cameo's owner."""
+    return (
+        Post.objects.filter(appearances__cameo=cameo)
+        .select_related("author")
+        .annotate(liked_by_me=Exists(Like.objects.filter(post_id=OuterRef("pk"), user_id=viewer.pk)))
+    )
 
 
 def audit_of(*, cameo: Cameo) -> QuerySet[CameoAudit]:

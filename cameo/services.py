@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import F
@@ -109,7 +111,7 @@ def start_enrollment(
                 instructions=instructions,
             )
             with local.open("rb") as handle:
-                cameo.verification_video.save("video", ContentFile(handle.read()), save=True)
+                cameo.verification_video.save("video", File(handle), save=True)
             _audit(
                 cameo=cameo,
                 actor=owner,
@@ -157,7 +159,7 @@ def _reject(*, cameo_id: int, reason: str, measurements: dict) -> Cameo | None:
         _audit(
             cameo=cameo, actor=None, action="rejected", before={}, after={"reason": reason, **measurements}
         )
-        _delete_prefix_on_commit(cameo.pk, keep_rows=True)
+        _delete_prefix_on_commit(cameo.pk)
         Cameo.objects.filter(pk=cameo.pk).update(verification_video="")
     return cameo
 
@@ -481,19 +483,10 @@ def refuse_publish_without_consent(post: Post) -> None:
             )
 
 
-def take_down_appearance(*, actor: User, cameo: Cameo, post: Post) -> Post:
-    from social.services import take_down_post
-
-    _owned(actor=actor, cameo=cameo)
-    if not Appearance.objects.filter(cameo=cameo, post=post).exists():
-        raise NotFound()
-    return take_down_post(actor=actor, post=post)
-
-
 # --- erasure ----------------------------------------------------------------------------------
 
 
-def _delete_prefix_on_commit(cameo_id: int, *, keep_rows: bool = False) -> None:
+def _delete_prefix_on_commit(cameo_id: int) -> None:
     def delete() -> None:
         delete_storage_prefix(cameo_prefix(cameo_id))
 
@@ -510,10 +503,7 @@ def delete_storage_prefix(prefix: str) -> None:
         default_storage.delete(f"{prefix}/{name}")
     for directory in directories:
         delete_storage_prefix(f"{prefix}/{directory}")
-    if hasattr(default_storage, "path"):
-        import contextlib
-        import os
-
+    if hasattr(default_storage, "path"):  # local disk keeps empty folders; object stores have none
         with contextlib.suppress(OSError):
             os.rmdir(default_storage.path(prefix))
 
@@ -551,5 +541,3 @@ def erase_all_cameos_of(*, user: User) -> None:
     """For account deletion: inside the deleting transaction, before the user's rows go."""
     for cameo in Cameo.objects.filter(owner=user).exclude(status=CameoStatus.DELETED):
         erase_cameo(actor=None, cameo=cameo)
-    for cameo_id in Cameo.objects.filter(owner=user).values_list("pk", flat=True):
-        _delete_prefix_on_commit(cameo_id)

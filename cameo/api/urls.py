@@ -9,10 +9,5 @@ urlpatterns = [
     path("cameos/<str:cameo_id>/grants/<str:username>", views.CameoGrantView.as_view(), name="cameo-grant"),
     path("cameos/<str:cameo_id>/requests", views.CameoRequestsView.as_view(), name="cameo-requests"),
     path("cameos/<str:cameo_id>/appearances", views.CameoAppearancesView.as_view(), name="cameo-appearances"),
-    path(
-        "cameos/<str:cameo_id>/appearances/<str:post_id>/takedown",
-        views.CameoAppearanceTakedownView.as_view(),
-        name="cameo-appearance-takedown",
-    ),
     path("cameos/<str:cameo_id>/audit", views.CameoAuditView.as_view(), name="cameo-audit"),
 ]

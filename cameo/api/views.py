@@ -1,4 +1,3 @@
-from django.db.models import Exists, OuterRef
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -11,7 +10,8 @@ from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import NotFound
 from core.pagination import keyset_page, page_response_data, read_limit
 from social.api.serializers import PostPageSerializer, PostSerializer
-from social.models import Like, Post, User
+from social.models import User
+from social.selectors import get_active_user
 
 
 def _page(request, queryset, keys):
@@ -21,7 +21,7 @@ def _page(request, queryset, keys):
 
 
 def _user_or_404(username: str) -> User:
-    user = User.objects.filter(username__iexact=username, is_active=True).first()
+    user = get_active_user(username=username)
     if user is None:
         raise NotFound()
     return user
@@ -106,28 +106,10 @@ class CameoAppearancesView(APIView):
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: PostPageSerializer})
     def get(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
-        posts = (
-            Post.objects.filter(appearances__cameo=cameo)
-            .select_related("author")
-            .annotate(
-                liked_by_me=Exists(Like.objects.filter(post_id=OuterRef("pk"), user_id=request.user.pk))
-            )
-        )
+        posts = selectors.appearance_posts(cameo=cameo, viewer=request.user)
         page = _page(request, posts, ["created_at", "id"])
         data = PostSerializer(page.items, many=True, context={"request": request}).data
         return Response(page_response_data(page, data))
-
-
-class CameoAppearanceTakedownView(APIView):
-    @extend_schema(request=None, responses={200: PostSerializer})
-    def post(self, request, cameo_id: str, post_id: str):
-        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
-        try:
-            post = Post.objects.select_related("author").get(pk=int(post_id))
-        except (Post.DoesNotExist, ValueError) as exc:
-            raise NotFound() from exc
-        post = services.take_down_appearance(actor=request.user, cameo=cameo, post=post)
-        return Response(PostSerializer(post, context={"request": request}).data)
 
 
 class CameoAuditView(APIView):
