@@ -22,6 +22,7 @@ from core.errors import ApiError, Conflict, NotFound, RuleRefusal
 from remix.models import (
     AccountOwner,
     EventKind,
+    IntellectualProperty,
     JournalEntry,
     LedgerAccount,
     Posting,
@@ -259,20 +260,31 @@ def _same_request(event: RevenueEvent, *, post_id, amount_minor, currency, kind,
     )
 
 
-def splits_of(event: RevenueEvent) -> list[Split]:
+Line = tuple[Party | None, str, int, int | None]  # (party, or None for the source; role; amount; ip_id)
+
+
+def _posted_lines(event: RevenueEvent) -> list[Line]:
+    """The postings of an event's entry as lines, in the order they were written."""
     rows = (
         Posting.objects.filter(entry__event=event)
-        .exclude(role=SplitRole.SOURCE)
         .order_by("position")
         .values_list("role", "account__owner_id", "ip_id", "amount_minor")
     )
     return [
-        Split(
-            party=Party(role, None if role == SplitRole.PLATFORM else owner_id, ip_id),
-            amount_minor=amount,
+        (
+            None
+            if role == SplitRole.SOURCE
+            else Party(role, None if role == SplitRole.PLATFORM else owner_id, ip_id),
+            role,
+            amount,
+            ip_id,
         )
         for role, owner_id, ip_id, amount in rows
     ]
+
+
+def splits_of(event: RevenueEvent) -> list[Split]:
+    return [Split(party=party, amount_minor=amount) for party, _, amount, _ in _posted_lines(event) if party]
 
 
 def _replay(existing: RevenueEvent, **request) -> RecordedEvent:
@@ -296,9 +308,8 @@ SELECT entry.id, line.account_id, line.amount_minor, %s, line.role, line.positio
 LINE_VALUES = "(%s::bigint, %s::bigint, %s::varchar, %s::smallint, %s::bigint)"
 
 
-def _write_entry(*, event: RevenueEvent, lines: list[tuple[Party | None, str, int, int | None]]) -> None:
-    """Write the entry and its postings in one statement: `lines` are (party, or None for the
-    source of the money; role; amount; ip_id). The database checks the sum again at commit."""
+def _write_entry(*, event: RevenueEvent, lines: list[Line]) -> None:
+    """Write the entry and its postings in one statement. The database checks the sum again at commit."""
     if sum(amount for _, _, amount, _ in lines) != 0:
         raise ValueError("a journal entry must sum to zero")
     source_key = (AccountOwner.EXTERNAL, 0, event.currency)
@@ -338,6 +349,8 @@ def record_revenue_event(
     if kind == EventKind.REFUND:
         if not reverses_event_id:
             raise RuleRefusal("A refund names the event it reverses.", code="invalid_refund")
+        if amount_minor == 0:
+            raise ApiError("The amount must not be zero.", details={"amount_minor": ["Must not be zero."]})
         amount_minor = -abs(amount_minor)
     elif reverses_event_id:
         raise RuleRefusal("Only a refund may reverse an event.", code="invalid_refund")
@@ -380,15 +393,16 @@ def record_revenue_event(
             )
         if original is not None:
             _check_refund_matches(original, post_id=post_id, amount_minor=amount_minor, currency=currency)
-        else:
-            inputs = post_split_inputs(post_id=post_id)
-        if original is not None:
-            mirrored = _mirror_lines(original)
+            mirrored = [
+                (party, role, -amount, ip_id) for party, role, amount, ip_id in _posted_lines(original)
+            ]
             _write_entry(event=event, lines=mirrored)
             splits = [Split(party=party, amount_minor=amount) for party, _, amount, _ in mirrored if party]
         else:
             splits = split_revenue(
-                amount_minor=amount_minor, rates=rates or SplitRates.from_settings(), **inputs
+                amount_minor=amount_minor,
+                rates=rates or SplitRates.from_settings(),
+                **post_split_inputs(post_id=post_id),
             )
             lines = [(None, SplitRole.SOURCE, -amount_minor, None)]
             lines += [
@@ -448,20 +462,6 @@ def _check_refund_matches(original: RevenueEvent, *, post_id: int, amount_minor:
         raise RuleRefusal(
             "A refund mirrors the whole original event.", code="refund_mismatch", details=mismatched
         )
-
-
-def _mirror_lines(original: RevenueEvent) -> list[tuple[Party | None, str, int, int | None]]:
-    lines = []
-    for role, owner_id, ip_id, amount in (
-        Posting.objects.filter(entry__event=original)
-        .order_by("position")
-        .values_list("role", "account__owner_id", "ip_id", "amount_minor")
-    ):
-        party = (
-            None if role == SplitRole.SOURCE else Party(role, None if role == "platform" else owner_id, ip_id)
-        )
-        lines.append((party, role, -amount, ip_id))
-    return lines
 
 
 # ---- reading the books ----
@@ -538,8 +538,6 @@ def earnings_of_user(*, user_id: int, start: datetime, end: datetime) -> dict:
 
 def statement_of_rights_holder(*, rights_holder_id: int, start: datetime, end: datetime) -> dict:
     """A rights holder's postings in [start, end), by IP and post, with totals per currency."""
-    from remix.models import IntellectualProperty
-
     postings = Posting.objects.filter(
         account__owner_type=AccountOwner.RIGHTS_HOLDER,
         account__owner_id=rights_holder_id,

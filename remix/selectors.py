@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from core.errors import NotFound
+from core.errors import Forbidden, NotFound
 from core.themes import normalize_text
-from remix.models import IntellectualProperty, IpLicence, PolicyStatus, RightsHolderMember
+from remix.models import IntellectualProperty, IpLicence, PolicyStatus, RightsHolder, RightsHolderMember
 from social.models import Post, User
 
 MAX_ID = 2**63 - 1
@@ -34,6 +34,21 @@ def member_role(*, user: User, rights_holder_id: int) -> str | None:
         .values_list("role", flat=True)
         .first()
     )
+
+
+def get_rights_holder(*, rights_holder_id) -> RightsHolder:
+    try:
+        return RightsHolder.objects.get(pk=parse_id(rights_holder_id, message="No such rights holder."))
+    except RightsHolder.DoesNotExist:
+        raise NotFound("No such rights holder.") from None
+
+
+def get_rights_holder_for_member(*, viewer: User, rights_holder_id) -> RightsHolder:
+    """A rights holder whose books the viewer may read: 404 when it does not exist, 403 to non-members."""
+    holder = get_rights_holder(rights_holder_id=rights_holder_id)
+    if member_role(user=viewer, rights_holder_id=holder.pk) is None:
+        raise Forbidden("Only members of this rights holder may read its statements.")
+    return holder
 
 
 def _ips() -> QuerySet[IntellectualProperty]:
@@ -78,8 +93,12 @@ def get_ip_for_viewer(*, viewer: User | None, ip_id) -> tuple[IntellectualProper
     return ip, role
 
 
-def ip_usage(*, ip: IntellectualProperty) -> QuerySet[IpLicence]:
-    """Licences of an IP with their post, author and policy version, newest first."""
+def ip_usage(*, viewer: User, ip_id) -> QuerySet[IpLicence]:
+    """Licences of an IP with their post, author and policy version, for members of its rights
+    holder only (403 to other viewers who may see the IP, 404 to the rest)."""
+    ip, role = get_ip_for_viewer(viewer=viewer, ip_id=ip_id)
+    if role is None:
+        raise Forbidden("Only members of its rights holder may see where an IP is used.")
     return IpLicence.objects.filter(ip=ip).select_related("post__author", "policy")
 
 

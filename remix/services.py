@@ -19,7 +19,7 @@ from remix.models import (
     RightsHolder,
     RightsHolderMember,
 )
-from remix.selectors import member_role, parse_id
+from remix.selectors import get_rights_holder, member_role, parse_id
 from social.models import Post, PostStatus, User
 
 POLICY_FIELDS = ("status", "allow_cameos", "disallowed_themes", "revenue_share_bps")
@@ -57,13 +57,6 @@ def _require_role(*, user: User, rights_holder: RightsHolder, admin: bool) -> No
         )
 
 
-def _get_rights_holder(rights_holder_id) -> RightsHolder:
-    try:
-        return RightsHolder.objects.get(pk=parse_id(rights_holder_id, message="No such rights holder."))
-    except RightsHolder.DoesNotExist:
-        raise NotFound("No such rights holder.") from None
-
-
 def create_rights_holder(*, user: User, name: str) -> RightsHolder:
     name = " ".join(name.split())
     try:
@@ -79,7 +72,7 @@ def verify_rights_holder(*, actor: User, rights_holder_id) -> RightsHolder:
     if not actor.is_staff:
         raise Forbidden("Only staff verify rights holders.")
     with transaction.atomic():
-        holder = _get_rights_holder(rights_holder_id)
+        holder = get_rights_holder(rights_holder_id=rights_holder_id)
         holder = RightsHolder.objects.select_for_update().get(pk=holder.pk)
         if not holder.verified:
             holder.verified = True
@@ -91,7 +84,7 @@ def verify_rights_holder(*, actor: User, rights_holder_id) -> RightsHolder:
 def set_member(*, actor: User, rights_holder_id, username: str, role: str) -> RightsHolderMember:
     from social.selectors import get_active_user
 
-    holder = _get_rights_holder(rights_holder_id)
+    holder = get_rights_holder(rights_holder_id=rights_holder_id)
     _require_role(user=actor, rights_holder=holder, admin=True)
     target = get_active_user(username=username)
     if target is None:
@@ -111,7 +104,7 @@ def set_member(*, actor: User, rights_holder_id, username: str, role: str) -> Ri
 
 
 def remove_member(*, actor: User, rights_holder_id, username: str) -> None:
-    holder = _get_rights_holder(rights_holder_id)
+    holder = get_rights_holder(rights_holder_id=rights_holder_id)
     _require_role(user=actor, rights_holder=holder, admin=True)
     with transaction.atomic():
         RightsHolder.objects.select_for_update().get(pk=holder.pk)
@@ -156,7 +149,7 @@ def register_ip(
 ) -> IntellectualProperty:
     """A new IP with policy version 1. Only admins of a verified rights holder may register IP, so
     nobody can claim a character before staff have checked who they are."""
-    holder = _get_rights_holder(rights_holder_id)
+    holder = get_rights_holder(rights_holder_id=rights_holder_id)
     _require_role(user=actor, rights_holder=holder, admin=True)
     if not holder.verified:
         raise Forbidden("The rights holder is not verified yet.", code="rights_holder_unverified")

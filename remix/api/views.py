@@ -13,11 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.schema import CURSOR_PAGE_PARAMETERS
-from core.errors import ApiError, Forbidden, NotFound
+from core.errors import ApiError
 from core.pagination import keyset_page, page_response_data, read_limit
 from remix import ledger, selectors, services
 from remix.api import serializers as s
-from remix.models import RightsHolder
 from social.api.serializers import PostPageSerializer, PostSerializer
 from social.selectors import get_visible_post
 
@@ -47,7 +46,13 @@ def read_period(params) -> tuple[datetime, datetime]:
             if day is None:
                 raise ApiError(details={name: ["Use an ISO 8601 date or date-time."]})
             moment = datetime.combine(day, time.min)
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        try:
+            # In UTC: the database refuses offsets beyond its range (PostgreSQL: +-15:59).
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ApiError(details={name: ["Out of range."]}) from None
 
     end = read("to") or timezone.now()
     try:
@@ -138,11 +143,7 @@ class RightsHolderStatementView(APIView):
         responses={200: s.StatementSerializer, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request, holder_id: str):
-        holder = RightsHolder.objects.filter(pk=selectors.parse_id(holder_id)).first()
-        if holder is None:
-            raise NotFound("No such rights holder.")
-        if selectors.member_role(user=request.user, rights_holder_id=holder.pk) is None:
-            raise Forbidden("Only members of this rights holder may read its statements.")
+        holder = selectors.get_rights_holder_for_member(viewer=request.user, rights_holder_id=holder_id)
         start, end = read_period(request.query_params)
         statement = ledger.statement_of_rights_holder(rights_holder_id=holder.pk, start=start, end=end)
         payload = {"rights_holder": holder, "from": start, "to": end, **statement}
@@ -201,7 +202,6 @@ class IpDetailView(APIView):
         data = s.IpUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ip = services.update_ip(actor=request.user, ip_id=ip_id, **data.validated_data)
-        ip, _ = selectors.get_ip_for_viewer(viewer=request.user, ip_id=ip.pk)
         return Response(s.IpSerializer(ip).data)
 
 
@@ -212,11 +212,8 @@ class IpUsageView(APIView):
         operation_id="ip_usage_list",
     )
     def get(self, request, ip_id: str):
-        ip, role = selectors.get_ip_for_viewer(viewer=request.user, ip_id=ip_id)
-        if role is None:
-            raise Forbidden("Only members of its rights holder may see where an IP is used.")
         page = keyset_page(
-            selectors.ip_usage(ip=ip),
+            selectors.ip_usage(viewer=request.user, ip_id=ip_id),
             keys=["created_at", "id"],
             cursor=request.query_params.get("cursor"),
             limit=read_limit(request.query_params),

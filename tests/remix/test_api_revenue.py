@@ -82,10 +82,12 @@ def test_refund_through_http(setup):
         ({"post_id": 10**9}, 404, "not_found"),
         ({"kind": "refund"}, 422, "invalid_refund"),
         ({"kind": "refund", "reverses": "missing"}, 404, "not_found"),
+        ({"kind": "refund", "reverses": "ev-0", "amount_minor": 0}, 400, "invalid"),
         ({"surprise": 1}, 400, "invalid"),
     ],
 )
 def test_bad_events_are_refused(setup, overrides, status, code):
+    event(setup, event_id="ev-0")
     response = event(setup, **overrides)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
@@ -138,7 +140,23 @@ def test_statements_are_for_members_in_json_and_csv(setup):
     ]
 
 
-@pytest.mark.parametrize("query", ["to=0001-01-01", "from=2021-02-30", "to=2021-01-01T25:00:00", "from=%00"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "to=0001-01-01",
+        "from=2021-02-30",
+        "to=2021-01-01T25:00:00",
+        "from=%00",
+        "from=0001-01-01T00:00:00%2B05:00",  # before year 1 in UTC
+    ],
+)
 def test_odd_periods_are_400(setup, query):
     response = client_for(setup["creator"]).get(f"/api/v1/me/earnings?{query}")
     assert response.status_code == 400
+
+
+def test_a_period_with_any_valid_offset_is_read_in_utc(setup):
+    # +23:59 is a valid ISO 8601 offset that PostgreSQL would refuse to parse.
+    response = client_for(setup["creator"]).get("/api/v1/me/earnings?from=2021-01-02T00:00:00%2B23:59")
+    assert response.status_code == 200
+    assert response.json()["from"] == "2021-01-01T00:01:00Z"
