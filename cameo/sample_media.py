@@ -6,13 +6,12 @@ themselves would, so it passes enrollment's liveness and consistency rules.
 
 from __future__ import annotations
 
-import io
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image, ImageEnhance
+
+from core.video import encode_video
 
 CANVAS = (240, 320)  # width, height
 
@@ -30,18 +29,7 @@ def portrait() -> Image.Image:
 
 
 def encode_mp4(frames: list[np.ndarray], *, fps: int = 8, container: str = "mp4") -> bytes:
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as output:
-        stream = output.add_stream("libvpx-vp9" if container == "webm" else "libx264", rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        for array in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                output.mux(packet)
-        for packet in stream.encode():
-            output.mux(packet)
-    return buffer.getvalue()
+    return encode_video(frames, fps=fps, container=container)
 
 
 def moving_face_frames(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
+
+from core.video import write_video
 
 
 def moving_square_frames(*, seconds: float, size: tuple[int, int], fps: int, color=(230, 60, 40)):
@@ -30,17 +30,10 @@ def make_test_video(
     """Writes an MP4 (H.264, yuv420p) of `seconds` at `size` (width, height) and returns its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
-        for index, rgb in enumerate(moving_square_frames(seconds=seconds, size=size, fps=fps, color=color)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(
+        path,
+        moving_square_frames(seconds=seconds, size=size, fps=fps, color=color),
+        fps=fps,
+        codec_options={"preset": "ultrafast", "tune": "zerolatency"},
+    )
     return path
