@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import ApiError, Conflict, Forbidden, NotFound, RateLimited
+from core.errors import ApiError, Conflict, NotFound, RateLimited
 from core.realtime import push_to_user
 from generation import moderation
 from generation.models import IN_FLIGHT, Generation, GenerationMode, GenerationStatus, Provenance
@@ -74,16 +74,22 @@ def _load_cameos(*, user: User, cameo_ids: Sequence) -> tuple[list, list[dict]]:
     if not cameo_ids:
         return [], []
     from cameo.models import Cameo
-    from cameo.services import authorize_cameo_use
+    from cameo.services import authorize_cameo_use, cameo_not_permitted
 
-    cameos, consents = [], []
+    wanted = {}
     for raw_id in dict.fromkeys(cameo_ids):
         try:
-            cameo = Cameo.objects.select_related("owner").get(pk=int(raw_id))
-        except (Cameo.DoesNotExist, TypeError, ValueError) as exc:
-            raise Forbidden(
-                "You may not use this cameo.", code="cameo_not_permitted", details={"cameo": str(raw_id)}
-            ) from exc
+            wanted[raw_id] = int(raw_id)
+        except (TypeError, ValueError) as exc:
+            raise cameo_not_permitted(raw_id) from exc
+    found = Cameo.objects.select_related("owner").in_bulk(set(wanted.values()))
+    cameos, consents = [], []
+    for raw_id, cameo_id in wanted.items():
+        cameo = found.get(cameo_id)
+        if cameo is None:
+            raise cameo_not_permitted(raw_id)
+        if cameo in cameos:
+            continue
         consent_version = authorize_cameo_use(user=user, cameo=cameo)
         cameos.append(cameo)
         consents.append(
@@ -92,7 +98,7 @@ def _load_cameos(*, user: User, cameo_ids: Sequence) -> tuple[list, list[dict]]:
                 "owner_id": cameo.owner_id,
                 "owner_username": cameo.owner.username,
                 "consent_version": consent_version,
-                "template_version": getattr(cameo, "template_version", None),
+                "template_version": cameo.template_version,
             }
         )
     return cameos, consents
@@ -103,9 +109,9 @@ def compose_prompt(*, base_prompt: str, cameos: Sequence) -> str:
     own description of how they appear."""
     parts = [base_prompt.strip()]
     for cameo in cameos:
-        instructions = (getattr(cameo, "instructions", "") or "").strip()
+        instructions = cameo.instructions.strip()
         if instructions:
-            name = getattr(cameo, "display_name", "") or cameo.owner.username
+            name = cameo.display_name or cameo.owner.username
             parts.append(f"{name}: {instructions}")
     return ". ".join(part.rstrip(".") for part in parts if part)
 

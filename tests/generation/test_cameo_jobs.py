@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from cameo import services as cameo_services
@@ -61,6 +63,34 @@ def test_a_cameo_the_user_may_not_use_is_403(user, make_user, enrolled_cameo):  
         "/api/v1/generations", {**BODY, "cameo_ids": [str(private.pk)]}, format="json"
     )
     assert response.status_code == 403 and response.json()["error"]["code"] == "cameo_not_permitted"
+
+
+@pytest.mark.parametrize("kind", ["forbidden", "unknown", "not_a_number", "out_of_range"])
+def test_unknown_and_forbidden_cameos_are_refused_alike(kind, user, make_user, enrolled_cameo):  # noqa: F811
+    private = enrolled_cameo(user, permission=Permission.ONLY_ME)
+    cameo_id = {
+        "forbidden": str(private.pk),
+        "unknown": str(private.pk + 1000),
+        "not_a_number": "x1",
+        "out_of_range": "9" * 30,
+    }[kind]
+    response = client_for(make_user("bob")).post(
+        "/api/v1/generations", {**BODY, "cameo_ids": [cameo_id]}, format="json"
+    )
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == ("cameo_not_permitted", "You may not use this cameo.")
+    assert error["details"] == {"cameo": cameo_id}
+
+
+def test_cameos_of_a_request_load_in_one_query(alice_cameo, make_user):
+    bob = make_user("bob")
+    with CaptureQueriesContext(connection) as queries:
+        cameos, consents = services._load_cameos(user=bob, cameo_ids=[str(alice_cameo.pk), alice_cameo.pk])
+    loads = [q["sql"] for q in queries.captured_queries if 'FROM "cameo_cameo"' in q["sql"]]
+    assert len(loads) == 1, loads
+    assert [cameo.pk for cameo in cameos] == [alice_cameo.pk]
+    assert consents[0]["template_version"] == alice_cameo.template_version
 
 
 def test_a_theme_the_owner_refuses_is_422_with_cameo_and_theme(alice_cameo, user):
