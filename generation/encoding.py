@@ -40,7 +40,6 @@ def encode_mp4(
     crf: int = 18,
 ) -> bytes:
     """H.264 in MP4, yuv420p, with `metadata` as container tags (read back by `decode_mp4`)."""
-    height, width = frames.shape[1:3]
     # faststart (index first, for streaming) rewrites the file, so it needs a real file.
     with tempfile.NamedTemporaryFile(suffix=".mp4") as target:
         _write_mp4(target.name, frames, fps=fps, metadata=metadata, bit_rate=bit_rate, crf=crf)
@@ -89,6 +88,36 @@ def decode_mp4(data: bytes | io.IOBase, *, max_frames: int = 2000) -> DecodedVid
     if not frames:
         raise ValueError("no frames")
     return DecodedVideo(frames=np.stack(frames), fps=fps, metadata=metadata)
+
+
+def last_frame(data: bytes | io.IOBase) -> np.ndarray:
+    """The last frame (RGB), decoding only from the keyframe before it; raises like `decode_mp4`."""
+    source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    with av.open(source, mode="r") as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        last = None
+        if stream.duration:
+            try:
+                container.seek((stream.start_time or 0) + stream.duration, stream=stream, backward=True)
+                last = _last_decoded(container, stream)
+            except av.error.FFmpegError:
+                last = None
+            if last is None:
+                container.seek(0)
+        if last is None:
+            last = _last_decoded(container, stream)
+    if last is None:
+        raise ValueError("no frames")
+    return last.to_ndarray(format="rgb24")
+
+
+def _last_decoded(container, stream):
+    last = None
+    for frame in container.decode(stream):
+        last = frame
+    return last
 
 
 def poster_jpeg(frame: np.ndarray, *, quality: int = 90) -> bytes:

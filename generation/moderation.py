@@ -61,7 +61,7 @@ def named_public_figure(prompt: str) -> str | None:
 
 def _cameo_is_of(cameo, figure: str) -> bool:
     wanted = normalize_text(figure)
-    names = [getattr(cameo, "display_name", ""), getattr(cameo.owner, "display_name", "")]
+    names = [cameo.display_name, cameo.owner.display_name]
     return any(name and normalize_text(name) == wanted for name in names)
 
 

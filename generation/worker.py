@@ -41,15 +41,14 @@ def identity_input(cameo) -> IdentityInput:
         cameo_id=str(cameo.pk),
         template_version=int(cameo.template_version),
         embedding=np.asarray(cameo.template, dtype=np.float32),
-        encoder=getattr(cameo, "encoder", ""),
+        encoder=cameo.encoder,
         face_crop=face,
     )
 
 
 def last_frame_of(post) -> Image.Image:
     with post.video.open("rb") as handle:
-        video = encoding.decode_mp4(handle.read())
-    return Image.fromarray(video.frames[-1])
+        return Image.fromarray(encoding.last_frame(handle))
 
 
 def render_request(job: Generation) -> RenderRequest:

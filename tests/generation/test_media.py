@@ -28,6 +28,14 @@ def test_frames_become_an_h264_mp4_of_the_requested_duration(clip):
     assert encoding.poster_jpeg(clip[0])[:2] == b"\xff\xd8"
 
 
+def test_last_frame_matches_the_last_decoded_frame(clip):
+    data = encoding.encode_mp4(clip, fps=FPS)
+    last = encoding.last_frame(__import__("io").BytesIO(data))
+    assert np.array_equal(last, encoding.decode_mp4(data).frames[-1])
+    with pytest.raises((av.error.FFmpegError, ValueError)):
+        encoding.last_frame(b"not a video" * 10)
+
+
 def test_aigc_metadata_reads_back_from_the_file(clip):
     content_id = str(uuid.uuid4())
     tag = labels.aigc_metadata(content_id=content_id, producer="reelforge")
