@@ -42,9 +42,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from core.errors import ApiError
-from core.pagination import Page, decode_cursor, encode_cursor
+from core.pagination import Page, decode_cursor, encode_cursor, keyset_page
 from social.models import Follow, Like, Post, PostStatus, Report, User
-from social.selectors import blocked_user_ids, visible_posts
+from social.selectors import blocked_user_ids, following_feed, visible_posts, with_viewer_state
 
 RECENT_POOL = 300
 # The shared pool holds more than RECENT_POOL so that removing one viewer's excluded authors
@@ -282,3 +282,10 @@ def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
     if has_more and chosen:
         next_cursor = encode_cursor({"t": snapshot.isoformat(), "s": sorted(served_now), "a": chosen[-1][1]})
     return Page(items=items, next_cursor=next_cursor)
+
+
+def following_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
+    """The `following` tab: newest first, keys only in the page query, then the page's posts."""
+    page = keyset_page(following_feed(viewer=viewer), keys=["published_at", "id"], cursor=cursor, limit=limit)
+    page.items = with_viewer_state(viewer=viewer, posts=page.items)
+    return page

@@ -181,13 +181,7 @@ class FeedView(APIView):
         cursor = request.query_params.get("cursor")
         limit = read_limit(request.query_params)
         if tab == "following":
-            page = keyset_page(
-                selectors.following_feed(viewer=request.user),
-                keys=["published_at", "id"],
-                cursor=cursor,
-                limit=limit,
-            )
-            page.items = selectors.with_viewer_state(viewer=request.user, posts=page.items)
+            page = feed.following_page(viewer=request.user, cursor=cursor, limit=limit)
         elif tab == "for_you":
             page = feed.for_you_page(viewer=request.user, cursor=cursor, limit=limit)
         else:
