@@ -7,13 +7,12 @@ so the repository carries no media. Every step is idempotent: demo posts have fi
 import tempfile
 import uuid
 from datetime import date
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from django.db import transaction
 
+from core.video import write_video
 from social.models import Post, User
 from social.services import create_post, follow_user
 
@@ -40,37 +39,35 @@ DEMO_FPS = 12
 DEMO_SECONDS = 2
 
 
-def render_sample_video(path: Path, *, color: tuple[int, int, int], seed: int) -> Path:
-    """A 2-second H.264 clip of a square and a circle moving over a vertical gradient."""
+def sample_frames(*, color: tuple[int, int, int], seed: int):
+    """A square and a circle moving over a vertical gradient."""
     width, height = DEMO_VIDEO_SIZE
     rows, cols = np.mgrid[0:height, 0:width]
     background = np.zeros((height, width, 3), dtype=np.uint8)
     background[..., 0] = (rows * 80 // height + seed * 30) % 256
     background[..., 2] = 120 + rows * 100 // height
     total = DEMO_FPS * DEMO_SECONDS
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=DEMO_FPS)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, DEMO_FPS)
-        stream.options = {"preset": "veryfast", "crf": "30"}
-        for index in range(total):
-            phase = index / total * 2 * np.pi
-            frame = background.copy()
-            side = 36
-            x = int((width - side) * (0.5 + 0.45 * np.sin(phase + seed)))
-            y = int((height - side) * index / total)
-            frame[y : y + side, x : x + side] = color
-            cx = width / 2 + 40 * np.cos(phase * 2)
-            cy = height / 2 + 70 * np.sin(phase)
-            circle = (cols - cx) ** 2 + (rows - cy) ** 2 < 18**2
-            frame[circle] = (255, 255, 255)
-            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            video_frame.pts = index
-            for packet in stream.encode(video_frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    for index in range(total):
+        phase = index / total * 2 * np.pi
+        frame = background.copy()
+        side = 36
+        x = int((width - side) * (0.5 + 0.45 * np.sin(phase + seed)))
+        y = int((height - side) * index / total)
+        frame[y : y + side, x : x + side] = color
+        cx = width / 2 + 40 * np.cos(phase * 2)
+        cy = height / 2 + 70 * np.sin(phase)
+        frame[(cols - cx) ** 2 + (rows - cy) ** 2 < 18**2] = (255, 255, 255)
+        yield frame
+
+
+def render_sample_video(path: Path, *, color: tuple[int, int, int], seed: int) -> Path:
+    """A 2-second H.264 clip of the frames above."""
+    write_video(
+        path,
+        sample_frames(color=color, seed=seed),
+        fps=DEMO_FPS,
+        codec_options={"preset": "veryfast", "crf": "30"},
+    )
     return path
 
 

@@ -7,24 +7,15 @@ from rest_framework.views import APIView
 from cameo import selectors, services
 from cameo.api import serializers as s
 from core.api.schema import CURSOR_PAGE_PARAMETERS
-from core.errors import NotFound
 from core.pagination import keyset_page, page_response_data, read_limit
 from social.api.serializers import PostPageSerializer, PostSerializer
-from social.models import User
-from social.selectors import get_active_user
+from social.selectors import get_active_user_or_404
 
 
 def _page(request, queryset, keys):
     return keyset_page(
         queryset, keys=keys, cursor=request.query_params.get("cursor"), limit=read_limit(request.query_params)
     )
-
-
-def _user_or_404(username: str) -> User:
-    user = get_active_user(username=username)
-    if user is None:
-        raise NotFound()
-    return user
 
 
 class CameoListCreateView(APIView):
@@ -76,13 +67,15 @@ class CameoGrantView(APIView):
     @extend_schema(request=None, responses={204: None})
     def put(self, request, cameo_id: str, username: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
-        services.grant_use(actor=request.user, cameo=cameo, grantee=_user_or_404(username))
+        services.grant_use(actor=request.user, cameo=cameo, grantee=get_active_user_or_404(username=username))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={204: None})
     def delete(self, request, cameo_id: str, username: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
-        services.revoke_grant(actor=request.user, cameo=cameo, grantee=_user_or_404(username))
+        services.revoke_grant(
+            actor=request.user, cameo=cameo, grantee=get_active_user_or_404(username=username)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
