@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import tempfile
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image
+
+from core.video import write_video
 
 
 @dataclass
@@ -37,38 +38,21 @@ def encode_mp4(
     fps: int,
     metadata: dict[str, str] | None = None,
     bit_rate: int | None = None,
-    crf: int = 18,
 ) -> bytes:
     """H.264 in MP4, yuv420p, with `metadata` as container tags (read back by `decode_mp4`)."""
     # faststart (index first, for streaming) rewrites the file, so it needs a real file.
     with tempfile.NamedTemporaryFile(suffix=".mp4") as target:
-        _write_mp4(target.name, frames, fps=fps, metadata=metadata, bit_rate=bit_rate, crf=crf)
+        options = {"preset": "veryfast"} if bit_rate else {"crf": "18", "preset": "veryfast"}
+        write_video(
+            target.name,
+            frames,
+            fps=fps,
+            codec_options=options,
+            bit_rate=bit_rate,
+            metadata=metadata,
+            container_options={"movflags": "use_metadata_tags+faststart"},
+        )
         return Path(target.name).read_bytes()
-
-
-def _write_mp4(path: str, frames: np.ndarray, *, fps, metadata, bit_rate, crf) -> None:
-    height, width = frames.shape[1:3]
-    with av.open(
-        path, mode="w", format="mp4", options={"movflags": "use_metadata_tags+faststart"}
-    ) as container:
-        for key, value in (metadata or {}).items():
-            container.metadata[key] = value
-        stream = container.add_stream("libx264", rate=Fraction(fps, 1))
-        stream.width = width
-        stream.height = height
-        stream.pix_fmt = "yuv420p"
-        if bit_rate:
-            stream.bit_rate = bit_rate
-            stream.options = {"preset": "veryfast"}
-        else:
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for frame in frames:
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            ):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def decode_mp4(data: bytes | io.IOBase, *, max_frames: int = 2000) -> DecodedVideo:
