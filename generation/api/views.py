@@ -1,4 +1,3 @@
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -6,12 +5,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.schema import CURSOR_PAGE_PARAMETERS
-from core.errors import TooLarge, UnsupportedMedia
 from core.pagination import keyset_page, page_response_data, read_limit
 from core.serializers import ErrorSerializer
 from generation import selectors, services
 from generation.api import serializers as s
-from generation.provenance import read_labels
 
 ERRORS = {code: ErrorSerializer for code in (400, 403, 404, 409, 413, 415, 422, 429)}
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -90,23 +87,5 @@ class ProvenanceVerifyView(APIView):
     def post(self, request):
         data = s.VerifyRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        upload = data.validated_data["file"]
-        if upload.size > settings.GENERATION_VERIFY_MAX_BYTES:
-            raise TooLarge(f"Files up to {settings.GENERATION_VERIFY_MAX_BYTES} bytes can be verified.")
-        try:
-            result = read_labels(upload.read())
-        except Exception as exc:  # noqa: BLE001 - whatever the decoder rejects is not a video we read
-            raise UnsupportedMedia("The file is not a video this service can read.") from exc
-        post = selectors.post_for_content_id(result.content_id)
-        return Response(
-            s.VerifyResultSerializer(
-                {
-                    "generated_here": post is not None,
-                    "post_id": None if post is None else str(post.pk),
-                    "content_id": None if result.content_id is None else str(result.content_id),
-                    "label": result.label,
-                    "watermark_found": result.watermark_found,
-                    "metadata_found": result.metadata_found,
-                }
-            ).data
-        )
+        result = selectors.verify_upload(data.validated_data["file"])
+        return Response(s.VerifyResultSerializer(result).data)
