@@ -1,4 +1,4 @@
-"""Frames to an H.264 MP4 (PyAV) and a JPEG poster; MP4 bytes back to frames and metadata.
+"""Frames to an H.264 MP4 (PyAV); MP4 bytes back to frames and metadata.
 
 The model renders a few frames; the clip lasts the requested duration at `fps`, each rendered
 frame held for its share of the time, so labels that depend on time (2 s of visible label, then a
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
 
 from core.video import write_video
 
@@ -102,9 +101,3 @@ def _last_decoded(container, stream):
     for frame in container.decode(stream):
         last = frame
     return last
-
-
-def poster_jpeg(frame: np.ndarray, *, quality: int = 90) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
