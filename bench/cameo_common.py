@@ -1,50 +1,16 @@
-"""Shared by the cameo benchmarks: start Django on embedded services, seed stored templates fast."""
+"""Shared by the cameo benchmarks: seed stored templates fast."""
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from contextlib import ExitStack
-from pathlib import Path
 
 import numpy as np
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
 
 SEED_OWNERS = 1000
 HNSW_INDEX_SQL = (
     "CREATE INDEX cameo_template_hnsw ON cameo_cameo USING hnsw (template_vector vector_cosine_ops) "
     "WITH (m = 16, ef_construction = 64)"
 )
-
-
-def start_django(stack: ExitStack, default_data_dir: str) -> None:
-    """The embedded PostgreSQL and Redis in DATA_DIR (unless DATABASE_URL is set), migrated."""
-    from config.env import load_dev_env
-
-    load_dev_env()
-    if not os.environ.get("DATABASE_URL"):
-        from config.services import services
-
-        data_dir = Path(os.environ.get("DATA_DIR", default_data_dir))
-        env = stack.enter_context(services(data_dir, development=True))
-        os.environ.update(
-            {
-                k: v
-                for k, v in env.items()
-                if k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DATA_DIR")
-            }
-        )
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def random_templates(count: int, dim: int, seed: int) -> np.ndarray:

@@ -19,7 +19,8 @@ import time
 from contextlib import ExitStack
 
 import numpy as np
-from cameo_common import near, percentile, random_templates, seed_templates, start_django
+from cameo_common import near, percentile, random_templates, seed_templates
+from harness import start_django
 
 ENCODER = "bench-128"
 

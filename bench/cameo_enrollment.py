@@ -23,7 +23,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-from cameo_common import seed_templates, start_django
+from cameo_common import seed_templates
+from harness import start_django
 
 
 def clip_720p(path: Path) -> bytes:

@@ -1,55 +1,119 @@
 """Load run of `GET /feed` (both tabs) against a real server, with a trivial endpoint as baseline.
 
-    DATA_DIR=/tmp/bench .venv/bin/python bench/feed_load.py --server gunicorn --seconds 20
-    DATA_DIR=/tmp/bench .venv/bin/python bench/feed_load.py --server uvicorn --seconds 20
+    DATA_DIR=/tmp/social-bench .venv/bin/python bench/feed_load.py --seconds 20
+    DATA_DIR=/tmp/social-bench .venv/bin/python bench/feed_load.py --server uvicorn --seconds 20
 
-It starts the chosen server on 127.0.0.1 (DEBUG off, 2 workers: one per core here; persistent
-database connections for gunicorn) against the database that `bench/seed_social.py` filled, then runs 32 concurrent
-keep-alive clients (asyncio, raw HTTP/1.1, one connection each, each client signed in as a
-different seeded user) for `--seconds` per scenario after a warm-up:
+Needs wrk (Debian: `apt-get install wrk`). Without DATABASE_URL it starts the embedded PostgreSQL and
+Redis in DATA_DIR (the folder `bench/seed_social.py` filled), then the chosen server on 127.0.0.1
+(DEBUG off, `--workers` processes, persistent database connections for gunicorn), then runs wrk with
+32 connections, one thread each, every connection signed in as a different seeded user (the 32
+who follow the most people), for `--seconds` per scenario after a warm-up:
 
 - `me`: `GET /api/v1/me`, the trivial authenticated endpoint (the baseline);
-- `following` and `for_you`: `GET /api/v1/feed?tab=...`, each client following `next_cursor` for
-  three pages and then starting a new chain, as a person swiping would.
+- `following` and `for_you`: `GET /api/v1/feed?tab=...&limit=10`, each connection following
+  `next_cursor` for three pages and then starting a new chain, as a person swiping would.
 
-It prints requests/s, p50 and p99 latency and the ratio of each feed's throughput to the baseline
-measured in the same run. `--url` runs against a server that is already up instead.
+wrk is a C program that costs the server's two cores little, so the figures are the server's. It
+prints requests/s, p50 and p99 latency (wrk's), non-200 answers and the ratio of each feed's
+throughput to the baseline measured in the same run. `--url` runs against a server that is
+already up instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-CLIENTS = 32
+from harness import BASE_DIR, start_django
+
+CONNECTIONS = 32
 PAGES_PER_CHAIN = 3
 
+# One wrk thread per connection, so each Lua state is one client: its own token and cursor chain.
+WRK_SCRIPT = """
+local tokens = {%(tokens)s}
+local base_path = "%(path)s"
+local follow_cursor = %(follow_cursor)s
+local pages_per_chain = %(pages)d
+local next_thread = 0
 
-def setup_django() -> None:
-    from config.env import load_dev_env
+function setup(thread)
+  next_thread = next_thread + 1
+  thread:set("token", tokens[(next_thread - 1) %% #tokens + 1])
+end
 
-    load_dev_env()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
+local cursor = nil
+local pages = 0
 
-    django.setup()
+local function escape(text)
+  return (text:gsub("[^%%w%%-_.~]", function(c) return string.format("%%%%%%02X", string.byte(c)) end))
+end
+
+function request()
+  local path = base_path
+  if cursor then path = path .. "&cursor=" .. escape(cursor) end
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
+end
+
+function response(status, headers, body)
+  if not follow_cursor then return end
+  pages = pages + 1
+  local next_cursor = status == 200 and body:match('"next_cursor":%%s*"([^"]+)"') or nil
+  if next_cursor and pages < pages_per_chain then
+    cursor = next_cursor
+  else
+    cursor, pages = nil, 0
+  end
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %%d, "duration_us": %%d, "non_200": %%d, "socket_errors": %%d, ' ..
+    '"p50_us": %%d, "p99_us": %%d, "mean_us": %%.1f}\\n',
+    summary.requests, summary.duration, errors.status, errors.connect + errors.read + errors.write + errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end
+"""
+
+SCENARIOS = {
+    "me": ("/api/v1/me", False),
+    "following": ("/api/v1/feed?tab=following&limit=10", True),
+    "for_you": ("/api/v1/feed?tab=for_you&limit=10", True),
+}
+
+
+@dataclass
+class Result:
+    requests: int
+    duration_us: int
+    non_200: int
+    socket_errors: int
+    p50_us: int
+    p99_us: int
+    mean_us: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / (self.duration_us / 1e6)
 
 
 def bench_tokens(count: int) -> list[str]:
     """Access tokens of the seeded users who follow the most people (so both tabs have content)."""
+    from datetime import timedelta
+
     from rest_framework_simplejwt.tokens import AccessToken
 
     from social.models import User
@@ -59,7 +123,12 @@ def bench_tokens(count: int) -> list[str]:
     )
     if len(users) < count:
         raise SystemExit("Seed the database first: bench/seed_social.py")
-    return [str(AccessToken.for_user(user)) for user in users]
+    tokens = []
+    for user in users:
+        token = AccessToken.for_user(user)
+        token.set_exp(lifetime=timedelta(hours=2))
+        tokens.append(str(token))
+    return tokens
 
 
 def free_port() -> int:
@@ -68,9 +137,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(kind: str, port: int, workers: int) -> subprocess.Popen:
-    env = dict(os.environ)
+def start_server(kind: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, **env}
     env.update(DEBUG="0", ALLOWED_HOSTS="127.0.0.1,localhost", LOG_LEVEL="WARNING")
+    env.setdefault("SECRET_KEY", "feed-load-benchmark-secret-key-not-for-production-use")
     # Persistent connections for the pre-forked WSGI workers; under ASGI Django runs each request's
     # sync code in its own thread, so persistent connections pile up until PostgreSQL refuses more.
     env["DB_CONN_MAX_AGE"] = "60" if kind == "gunicorn" else "0"
@@ -79,16 +149,15 @@ def start_server(kind: str, port: int, workers: int) -> subprocess.Popen:
         command = [
             python, "-m", "gunicorn", "config.wsgi:application", "--workers", str(workers),
             "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+            "--backlog", "256",
         ]  # fmt: skip
-    elif kind == "uvicorn":
+    else:
         command = [
             python, "-m", "uvicorn", "config.asgi:application", "--workers", str(workers), "--host",
             "127.0.0.1", "--port", str(port), "--http", "httptools", "--loop", "uvloop",
             "--no-access-log", "--lifespan", "off", "--log-level", "warning",
         ]  # fmt: skip
-    else:
-        raise SystemExit(f"unknown server {kind}")
-    log = open(f"/tmp/feed_load_{kind}_{port}.log", "w")  # noqa: SIM115 - lives as long as the server
+    log = open(Path(tempfile.gettempdir()) / f"feed_load_{kind}_{port}.log", "w")  # noqa: SIM115
     server = subprocess.Popen(command, env=env, cwd=BASE_DIR, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -110,100 +179,26 @@ def stop_server(server: subprocess.Popen) -> None:
         os.killpg(server.pid, signal.SIGKILL)
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection; reconnects when the server closes it (sync workers do)."""
-
-    def __init__(self, host: str, port: int):
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def get(self, path: str, token: str) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
-        )
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                name, value = line.split(":", 1)
-                headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            body = await self.reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding") == "chunked":
-            body = b""
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
-                chunk = await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-                body += chunk[:-2]
-        else:
-            body = await self.reader.read()
-            headers["connection"] = "close"
-        if headers.get("connection", "").lower() == "close":
-            self.writer.close()
-            self.reader = self.writer = None
-        return status, body
-
-
-@dataclass
-class Result:
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-    elapsed_s: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies_ms) / self.elapsed_s if self.elapsed_s else 0.0
-
-    def percentile(self, fraction: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-async def client_loop(host, port, token, scenario, stop_at, result: Result, record_after: float):
-    connection = Connection(host, port)
-    cursor, pages = None, 0
-    while time.monotonic() < stop_at:
-        if scenario == "me":
-            path = "/api/v1/me"
-        else:
-            path = f"/api/v1/feed?tab={scenario}&limit=10" + (f"&cursor={quote(cursor)}" if cursor else "")
-        started = time.monotonic()
-        try:
-            status, body = await connection.get(path, token)
-        except (OSError, asyncio.IncompleteReadError):
-            connection = Connection(host, port)
-            result.errors += 1
-            continue
-        finished = time.monotonic()
-        if status != 200:
-            result.errors += 1
-        elif started >= record_after:
-            result.latencies_ms.append((finished - started) * 1000)
-        if scenario != "me" and status == 200:
-            pages += 1
-            cursor = json.loads(body)["next_cursor"] if pages < PAGES_PER_CHAIN else None
-            if cursor is None:
-                pages = 0
-
-
-async def run_scenario(host, port, tokens, scenario, seconds, warmup) -> Result:
-    result = Result()
-    now = time.monotonic()
-    record_after, stop_at = now + warmup, now + warmup + seconds
-    await asyncio.gather(
-        *(client_loop(host, port, token, scenario, stop_at, result, record_after) for token in tokens)
-    )
-    result.elapsed_s = seconds
-    return result
+def run_wrk(url: str, tokens: list[str], scenario: str, seconds: float) -> Result:
+    path, follow_cursor = SCENARIOS[scenario]
+    script = WRK_SCRIPT % {
+        "tokens": ", ".join(json.dumps(token) for token in tokens),
+        "path": path,
+        "follow_cursor": "true" if follow_cursor else "false",
+        "pages": PAGES_PER_CHAIN,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script_file:
+        script_file.write(script)
+        script_file.flush()
+        command = [
+            "wrk", f"-t{CONNECTIONS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "10s",
+            "-s", script_file.name, url,
+        ]  # fmt: skip
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    for line in output.splitlines():
+        if line.startswith("RESULT "):
+            return Result(**json.loads(line.removeprefix("RESULT ")))
+    raise SystemExit(f"wrk printed no result:\n{output}")
 
 
 def main() -> None:
@@ -217,42 +212,36 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--scenarios", default="me,following,for_you")
     args = parser.parse_args()
-    setup_django()
-    tokens = bench_tokens(CLIENTS)
-    server = None
-    if args.url:
-        parts = urlsplit(args.url)
-        host, port, label = parts.hostname, parts.port or 80, args.url
-    else:
-        host, port = "127.0.0.1", free_port()
-        server = start_server(args.server, port, args.workers)
-        label = f"{args.server}, {args.workers} workers"
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    results = {}
-    try:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    with ExitStack() as stack:
+        server_env = start_django(stack, "/tmp/social-bench")
+        tokens = bench_tokens(CONNECTIONS)
+        if args.url:
+            url, label = args.url.rstrip("/"), args.url
+        else:
+            port = free_port()
+            server = start_server(args.server, port, args.workers, server_env)
+            stack.callback(stop_server, server)
+            url, label = f"http://127.0.0.1:{port}", f"{args.server}, {args.workers} workers"
+        host = urlsplit(url)
+        results = {}
         for scenario in args.scenarios.split(","):
-            results[scenario] = asyncio.run(
-                run_scenario(host, port, tokens, scenario, args.seconds, args.warmup)
-            )
-    finally:
-        if server is not None:
-            stop_server(server)
+            if args.warmup:
+                run_wrk(url, tokens, scenario, args.warmup)
+            results[scenario] = run_wrk(url, tokens, scenario, args.seconds)
     baseline = results.get("me")
-    print(f"server: {label}; {CLIENTS} clients; {args.seconds:g} s per scenario; {os.cpu_count()} cores")
-    print(f"{'scenario':10s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s} {'vs me':>6s}")
+    print(
+        f"server: {label} on {host.hostname}; wrk, {CONNECTIONS} connections; {args.seconds:g} s per scenario; "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'scenario':10s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-200':>8s} {'vs me':>6s}")
     for scenario, result in results.items():
-        ratio = result.rate / baseline.rate if baseline and baseline.rate else float("nan")
+        ratio = result.rate / baseline.rate if baseline else float("nan")
         print(
-            f"{scenario:10s} {result.rate:8.0f} {result.percentile(0.5):8.1f} {result.percentile(0.99):8.1f} "
-            f"{result.errors:7d} {ratio:6.2f}"
+            f"{scenario:10s} {result.rate:8.0f} {result.p50_us / 1000:8.1f} {result.p99_us / 1000:8.1f} "
+            f"{result.non_200 + result.socket_errors:8d} {ratio:6.2f}"
         )
-    if baseline:
-        print(f"mean latency me {statistics.fmean(baseline.latencies_ms or [0]):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -27,37 +27,8 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-
-
-def start_django(stack: ExitStack, default_data_dir: str) -> None:
-    from config.env import load_dev_env
-
-    load_dev_env()
-    if not os.environ.get("DATABASE_URL"):
-        from config.services import services
-
-        data_dir = Path(os.environ.get("DATA_DIR", default_data_dir))
-        env = stack.enter_context(services(data_dir, development=True))
-        os.environ.update(
-            {
-                k: v
-                for k, v in env.items()
-                if k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DATA_DIR")
-            }
-        )
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ.setdefault("DAILY_LIMIT_PRO", "100000")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from harness import BASE_DIR, start_django
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -73,7 +44,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=3)
     args = parser.parse_args()
     with ExitStack() as stack:
-        start_django(stack, "/tmp/generation-bench")
+        start_django(stack, "/tmp/generation-bench", DAILY_LIMIT_PRO="100000")
         from config.celery import app
         from generation import services
         from generation.models import Generation

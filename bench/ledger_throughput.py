@@ -19,44 +19,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import random
-import sys
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def start_django(stack: ExitStack) -> None:
-    from config.env import load_dev_env
-
-    load_dev_env()
-    if not os.environ.get("DATABASE_URL"):
-        from config.services import services
-
-        data_dir = Path(os.environ.get("DATA_DIR", "/tmp/remix-bench"))
-        env = stack.enter_context(services(data_dir, development=True))
-        os.environ.update(
-            {
-                k: v
-                for k, v in env.items()
-                if k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DATA_DIR")
-            }
-        )
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
-    from django.conf import settings
-
-    settings.DEBUG = False  # no query log: it would grow with every event
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from harness import start_django
 
 
 def make_world(tag: str, posts: int):
@@ -375,7 +343,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     with ExitStack() as stack:
-        start_django(stack)
+        start_django(stack, "/tmp/remix-bench")
         if args.events:
             figures = bench_events(args.events)
             print(

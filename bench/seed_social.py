@@ -1,38 +1,29 @@
 """Loads a large social graph with PostgreSQL COPY, for the feed benchmark.
 
-    DATA_DIR=/tmp/bench .venv/bin/python bench/seed_social.py --posts 100000
+    DATA_DIR=/tmp/social-bench .venv/bin/python bench/seed_social.py --posts 100000
 
-Scale follows the issue's ratios from --posts P: P/10 users, 50 follows per user, 10 likes per post
-(--posts 1000000 gives 100k users, 5M follows, 10M likes). Popularity is skewed (Zipf-like) for
-authors, followees and liked posts; 5% of posts are remixes of an earlier post. Every post points
-at one real sample video. Counters are computed from the rows afterwards, so they are exact.
-Rows are added to what is there (ids continue from the current maximum); run it on a database
-meant for benchmarks, never on one with real users.
+Without DATABASE_URL it starts the embedded PostgreSQL and Redis in DATA_DIR (default
+/tmp/social-bench) and migrates. Scale follows the issue's ratios from --posts P: P/10 users, 50
+follows per user, 10 likes per post (--posts 1000000 gives 100k users, 5M follows, 10M likes: exact
+counts of distinct rows). Popularity is skewed (Zipf-like) for authors, followees and liked posts;
+5% of posts are remixes of an earlier post. Every post points at one real sample video. Every row is
+drawn in memory first, so each counter is computed from the rows that are loaded and written with
+its row: counters are exact without a pass over the tables. Rows are added to what is there (ids
+continue from the current maximum); run it on a database meant for benchmarks, never on one with
+real users.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import os
-import sys
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def setup_django() -> None:
-    from config.env import load_dev_env
-
-    load_dev_env()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+from harness import start_django
 
 
 def skewed_choice(rng: np.random.Generator, n_items: int, size: int, exponent: float = 1.1) -> np.ndarray:
@@ -43,11 +34,34 @@ def skewed_choice(rng: np.random.Generator, n_items: int, size: int, exponent: f
     return order[rng.choice(n_items, size=size, p=weights)]
 
 
-def copy_rows(cursor, table: str, columns: list[str], lines: list[str]) -> None:
-    buffer = io.StringIO("\n".join(lines) + "\n")
+def distinct_pairs(
+    rng: np.random.Generator, target: int, draw_left, draw_right, *, right_size: int, no_self: bool = False
+) -> np.ndarray:
+    """`target` distinct (left, right) index pairs, drawing batches until there are enough, then
+    keeping a random `target` of them (sorted, as COPY loads them fastest that way)."""
+    codes = np.empty(0, dtype=np.int64)
+    while codes.size < target:
+        size = max(target - codes.size, target // 10) * 2
+        left, right = draw_left(size).astype(np.int64), draw_right(size).astype(np.int64)
+        if no_self:
+            keep = left != right
+            left, right = left[keep], right[keep]
+        codes = np.unique(np.concatenate([codes, left * right_size + right]))
+    codes = np.sort(rng.choice(codes, size=target, replace=False))
+    return np.stack([codes // right_size, codes % right_size], axis=1)
+
+
+def copy_rows(cursor, table: str, columns: list[str], lines) -> None:
+    """COPY the tab-separated lines in chunks of about 1 MB."""
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        while chunk := buffer.read(1 << 20):
-            copy.write(chunk)
+        buffer = io.StringIO()
+        for line in lines:
+            buffer.write(line)
+            buffer.write("\n")
+            if buffer.tell() > 1 << 20:
+                copy.write(buffer.getvalue())
+                buffer = io.StringIO()
+        copy.write(buffer.getvalue())
 
 
 def next_id(cursor, table: str) -> int:
@@ -65,22 +79,57 @@ def seed(posts: int, seed_value: int) -> dict[str, float]:
     rng = np.random.default_rng(seed_value)
     n_users = max(10, posts // 10)
     follows_per_user = min(50, n_users - 1)
-    n_likes = posts * 10
     timings: dict[str, float] = {}
     now = datetime.now(UTC)
+    joined = now.isoformat()
 
-    sample = Path("/tmp") / f"seed-social-{os.getpid()}.mp4"
+    started = time.perf_counter()
+    follow_pairs = distinct_pairs(
+        rng,
+        n_users * follows_per_user,
+        lambda size: rng.integers(0, n_users, size=size),
+        lambda size: skewed_choice(rng, n_users, size),
+        right_size=n_users,
+        no_self=True,
+    )
+    authors = skewed_choice(rng, n_users, posts, exponent=0.8)
+    ages = np.sort(rng.uniform(0, 30 * 24 * 3600, size=posts))[::-1]  # oldest first, ids ascend
+    remix_of = np.full(posts, -1)
+    roots = np.full(posts, -1)
+    depth = np.zeros(posts, dtype=np.int64)
+    for index in np.nonzero(rng.random(posts) < 0.05)[0].tolist():
+        if index == 0:
+            continue
+        parent = int(rng.integers(0, index))
+        remix_of[index] = parent
+        roots[index] = roots[parent] if roots[parent] >= 0 else parent
+        depth[index] = depth[parent] + 1
+    like_pairs = distinct_pairs(
+        rng,
+        min(posts * 10, posts * n_users),
+        lambda size: rng.integers(0, n_users, size=size),
+        lambda size: skewed_choice(rng, posts, size, exponent=0.9),
+        right_size=posts,
+    )
+    like_count = np.bincount(like_pairs[:, 1], minlength=posts)
+    remix_count = np.bincount(remix_of[remix_of >= 0], minlength=posts)
+    view_count = like_count * 4 + remix_count * 10 + 5
+    following_count = np.bincount(follow_pairs[:, 0], minlength=n_users)
+    followers_count = np.bincount(follow_pairs[:, 1], minlength=n_users)
+    posts_count = np.bincount(authors, minlength=n_users)
+    timings["draw rows"] = time.perf_counter() - started
+
+    sample = Path("/tmp") / f"seed-social-{rng.integers(1 << 30)}.mp4"
     render_sample_video(sample, color=(250, 140, 40), seed=0)
     with sample.open("rb") as handle:
         video_name = default_storage.save("posts/bench/sample.mp4", handle)
     sample.unlink()
 
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
         started = time.perf_counter()
         first_user = next_id(cursor, "social_user")
         password = make_password("bench-password-42")
-        user_ids = np.arange(first_user, first_user + n_users)
-        joined = now.isoformat()
         copy_rows(
             cursor,
             "social_user",
@@ -89,56 +138,47 @@ def seed(posts: int, seed_value: int) -> dict[str, float]:
                 "is_active", "date_joined", "display_name", "bio", "birth_date", "tier", "followers_count",
                 "following_count", "posts_count",
             ],
-            [
-                f"{uid}\t{password}\tf\tbench_{uid}\t\t\t\tf\tt\t{joined}\tBench {uid}\t\t1990-01-01\tfree\t0\t0\t0"
-                for uid in user_ids
-            ],
+            (
+                f"{first_user + u}\t{password}\tf\tbench_{first_user + u}\t\t\t\tf\tt\t{joined}\t"
+                f"Bench {first_user + u}\t\t1990-01-01\tfree\t{followers}\t{following}\t{authored}"
+                for u, (followers, following, authored) in enumerate(
+                    zip(followers_count.tolist(), following_count.tolist(), posts_count.tolist(), strict=True)
+                )
+            ),
         )  # fmt: skip
         timings["users"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        followers = np.repeat(np.arange(n_users), follows_per_user)
-        followees = skewed_choice(rng, n_users, followers.size)
-        keep = followers != followees
-        pairs = np.unique(np.stack([followers[keep], followees[keep]], axis=1), axis=0)
         first_follow = next_id(cursor, "social_follow")
         copy_rows(
             cursor,
             "social_follow",
             ["id", "follower_id", "followee_id", "created_at"],
-            [
-                f"{first_follow + i}\t{user_ids[a]}\t{user_ids[b]}\t{joined}"
-                for i, (a, b) in enumerate(pairs.tolist())
-            ],
+            (
+                f"{first_follow + i}\t{first_user + a}\t{first_user + b}\t{joined}"
+                for i, (a, b) in enumerate(follow_pairs.tolist())
+            ),
         )
         timings["follows"] = time.perf_counter() - started
-        n_follows = len(pairs)
 
         started = time.perf_counter()
         first_post = next_id(cursor, "social_post")
-        authors = user_ids[skewed_choice(rng, n_users, posts, exponent=0.8)]
-        ages = np.sort(rng.uniform(0, 30 * 24 * 3600, size=posts))[::-1]  # oldest first, ids ascend
-        remix_of = np.full(posts, -1)
-        roots = np.full(posts, -1)
-        depth = np.zeros(posts, dtype=np.int64)
-        is_remix = rng.random(posts) < 0.05
-        for index in np.nonzero(is_remix)[0].tolist():
-            if index == 0:
-                continue
-            parent = int(rng.integers(0, index))
-            remix_of[index] = parent
-            roots[index] = roots[parent] if roots[parent] >= 0 else parent
-            depth[index] = depth[parent] + 1
-        lines = []
-        for index in range(posts):
-            published = (now - timedelta(seconds=float(ages[index]))).isoformat()
-            parent = "\\N" if remix_of[index] < 0 else str(first_post + remix_of[index])
-            root = "\\N" if roots[index] < 0 else str(first_post + roots[index])
-            lines.append(
-                f"{first_post + index}\t{authors[index]}\tpublished\tclip {index}\ta sample prompt {index}\t"
-                f"{video_name}\t\t2\t144\t256\t20000\t{published}\t{published}\tt\t{parent}\t{root}\t"
-                f"{depth[index]}\t0\t0\t0\t0\t\\N\tbench\t{{}}\t[]\t[]"
-            )
+        published = [(now - timedelta(seconds=age)).isoformat() for age in ages.tolist()]
+
+        def post_lines():
+            columns = zip(
+                authors.tolist(), published, remix_of.tolist(), roots.tolist(), depth.tolist(),
+                like_count.tolist(), remix_count.tolist(), view_count.tolist(), strict=True,
+            )  # fmt: skip
+            for index, (author, at, parent, root, level, likes, remixes, views) in enumerate(columns):
+                parent_id = "\\N" if parent < 0 else str(first_post + parent)
+                root_id = "\\N" if root < 0 else str(first_post + root)
+                yield (
+                    f"{first_post + index}\t{first_user + author}\tpublished\tclip {index}\t"
+                    f"a sample prompt {index}\t{video_name}\t\t2\t144\t256\t20000\t{at}\t{at}\tt\t"
+                    f"{parent_id}\t{root_id}\t{level}\t{likes}\t0\t{remixes}\t{views}\t\\N\tbench\t{{}}\t[]\t[]"
+                )
+
         copy_rows(
             cursor,
             "social_post",
@@ -148,58 +188,34 @@ def seed(posts: int, seed_value: int) -> dict[str, float]:
                 "depth", "like_count", "comment_count", "remix_count", "view_count", "content_id", "provider",
                 "cameo_owner_ids", "cameo_refs", "ip_refs",
             ],
-            lines,
+            post_lines(),
         )  # fmt: skip
         timings["posts"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        likers = rng.integers(0, n_users, size=n_likes)
-        liked = skewed_choice(rng, posts, n_likes, exponent=0.9)
-        likes = np.unique(np.stack([likers, liked], axis=1), axis=0)
         first_like = next_id(cursor, "social_like")
         copy_rows(
             cursor,
             "social_like",
             ["id", "user_id", "post_id", "created_at"],
-            [
-                f"{first_like + i}\t{user_ids[u]}\t{first_post + p}\t{joined}"
-                for i, (u, p) in enumerate(likes.tolist())
-            ],
+            (
+                f"{first_like + i}\t{first_user + u}\t{first_post + p}\t{joined}"
+                for i, (u, p) in enumerate(like_pairs.tolist())
+            ),
         )
         timings["likes"] = time.perf_counter() - started
-
         started = time.perf_counter()
-        cursor.execute(
-            """
-            UPDATE social_post p SET like_count = c.n
-            FROM (SELECT post_id, COUNT(*) n FROM social_like WHERE post_id >= %s GROUP BY post_id) c
-            WHERE p.id = c.post_id;
-            UPDATE social_post p SET remix_count = c.n
-            FROM (SELECT remix_of_id, COUNT(*) n FROM social_post WHERE remix_of_id >= %s GROUP BY remix_of_id) c
-            WHERE p.id = c.remix_of_id;
-            UPDATE social_post SET view_count = like_count * 4 + remix_count * 10 + 5 WHERE id >= %s;
-            UPDATE social_user u SET followers_count = c.n
-            FROM (SELECT followee_id, COUNT(*) n FROM social_follow GROUP BY followee_id) c
-            WHERE u.id = c.followee_id AND u.id >= %s;
-            UPDATE social_user u SET following_count = c.n
-            FROM (SELECT follower_id, COUNT(*) n FROM social_follow GROUP BY follower_id) c
-            WHERE u.id = c.follower_id AND u.id >= %s;
-            UPDATE social_user u SET posts_count = c.n
-            FROM (SELECT author_id, COUNT(*) n FROM social_post WHERE status = 'published' GROUP BY author_id) c
-            WHERE u.id = c.author_id AND u.id >= %s;
-            """,
-            [first_post, first_post, first_post, first_user, first_user, first_user],
-        )
         for table in ("social_user", "social_follow", "social_post", "social_like"):
             cursor.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
             )
-        timings["counters"] = time.perf_counter() - started
+    # The foreign keys are deferred: PostgreSQL checks every loaded row at commit.
+    timings["commit"] = time.perf_counter() - started
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE social_user, social_follow, social_post, social_like")
     timings["analyze"] = time.perf_counter() - started
-    print(f"users {n_users}, follows {n_follows}, posts {posts}, likes {len(likes)}")
+    print(f"users {n_users}, follows {len(follow_pairs)}, posts {posts}, likes {len(like_pairs)}")
     return timings
 
 
@@ -210,9 +226,10 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    setup_django()
-    started = time.perf_counter()
-    timings = seed(args.posts, args.seed)
+    with ExitStack() as stack:
+        start_django(stack, "/tmp/social-bench")
+        started = time.perf_counter()
+        timings = seed(args.posts, args.seed)
     for step, seconds in timings.items():
         print(f"  {step:9s} {seconds:7.1f} s")
     print(f"total {time.perf_counter() - started:.1f} s")

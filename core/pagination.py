@@ -69,6 +69,25 @@ def _from_json(value: Any) -> Any:
     return value
 
 
+def keyset_position(cursor: str | None, *, keys: int) -> list[Any] | None:
+    """The sort key a cursor holds (None for the first page); 400 `invalid` for a malformed one."""
+    state = decode_cursor(cursor)
+    if state is None:
+        return None
+    try:
+        last = [_from_json(value) for value in state["k"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ApiError(details={"cursor": ["Invalid cursor."]}) from exc
+    if len(last) != keys:
+        raise ApiError(details={"cursor": ["Invalid cursor."]})
+    return last
+
+
+def keyset_cursor(values: Sequence[Any]) -> str:
+    """The cursor of the page after the row whose sort key is `values`."""
+    return encode_cursor({"k": [_to_json(value) for value in values]})
+
+
 def keyset_page(
     queryset: QuerySet,
     *,
@@ -77,14 +96,8 @@ def keyset_page(
     limit: int,
 ) -> Page:
     """One page of `queryset` in descending order of `keys` (the last key must be unique)."""
-    state = decode_cursor(cursor)
-    if state is not None:
-        try:
-            last = [_from_json(value) for value in state["k"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ApiError(details={"cursor": ["Invalid cursor."]}) from exc
-        if len(last) != len(keys):
-            raise ApiError(details={"cursor": ["Invalid cursor."]})
+    last = keyset_position(cursor, keys=len(keys))
+    if last is not None:
         after = Q()
         for position in range(len(keys)):
             clause = Q(**{f"{keys[position]}__lt": last[position]})
@@ -98,8 +111,7 @@ def keyset_page(
     rows = rows[:limit]
     next_cursor = None
     if has_more and rows:
-        last_row = rows[-1]
-        next_cursor = encode_cursor({"k": [_to_json(_attribute(last_row, key)) for key in keys]})
+        next_cursor = keyset_cursor([_attribute(rows[-1], key) for key in keys])
     return Page(items=rows, next_cursor=next_cursor)
 
 

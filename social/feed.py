@@ -42,9 +42,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from core.errors import ApiError
-from core.pagination import Page, decode_cursor, encode_cursor, keyset_page
+from core.pagination import Page, decode_cursor, encode_cursor, keyset_cursor, keyset_position
 from social.models import Follow, Like, Post, PostStatus, Report, User
-from social.selectors import blocked_user_ids, following_feed, visible_posts, with_viewer_state
+from social.selectors import blocked_user_ids, following_cards, published_cards
 
 RECENT_POOL = 300
 # The shared pool holds more than RECENT_POOL so that removing one viewer's excluded authors
@@ -267,13 +267,7 @@ def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
     chosen = spread_authors(ranked, limit=limit, previous_author_id=previous_author)
     page_ids = [post_id for post_id, _author in chosen]
     # Blocks and reports made since the chain started apply at once.
-    fresh = (
-        visible_posts(viewer=viewer)
-        .filter(pk__in=page_ids, status=PostStatus.PUBLISHED)
-        .exclude(author_id__in=excluded_author_ids(viewer.pk))
-    )
-    by_id = {post.pk: post for post in fresh}
-    items = [by_id[post_id] for post_id in page_ids if post_id in by_id]
+    items = published_cards(viewer=viewer, post_ids=page_ids)
     served_now = served + page_ids
     has_more = (len(ranked) > len(chosen) or may_have_more) and len(
         served_now
@@ -285,7 +279,13 @@ def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
 
 
 def following_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
-    """The `following` tab: newest first, keys only in the page query, then the page's posts."""
-    page = keyset_page(following_feed(viewer=viewer), keys=["published_at", "id"], cursor=cursor, limit=limit)
-    page.items = with_viewer_state(viewer=viewer, posts=page.items)
-    return page
+    """The `following` tab: newest first by (published_at, id), one statement per page."""
+    after = keyset_position(cursor, keys=2)
+    if after is not None and not (isinstance(after[0], datetime) and isinstance(after[1], int)):
+        raise ApiError("The cursor is not valid.", details={"cursor": ["Invalid cursor."]})
+    cards = following_cards(viewer=viewer, after=after, limit=limit + 1)
+    next_cursor = None
+    if len(cards) > limit:
+        cards = cards[:limit]
+        next_cursor = keyset_cursor([cards[-1].published_at, cards[-1].pk])
+    return Page(items=cards, next_cursor=next_cursor)

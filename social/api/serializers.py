@@ -1,8 +1,9 @@
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.serializers import IdField, StrictSerializer
+from social.models import Post
+from social.selectors import PostCard
 
 
 class RegisterSerializer(StrictSerializer):
@@ -100,13 +101,76 @@ class AiLabelSerializer(serializers.Serializer):
     provider = serializers.CharField()
 
 
-def _media_url(field_file, request) -> str | None:
-    if not field_file or not field_file.name:
-        return None
-    url = field_file.storage.url(field_file.name)
-    if request is not None and not url.startswith(("http://", "https://")):
-        return request.build_absolute_uri(url)
-    return url
+class MediaUrls:
+    """Absolute media URLs for one response: the storage's URL, prefixed with the request's origin
+    when the storage gives a path (local disk). The origin is worked out once per response."""
+
+    def __init__(self, request):
+        self.request = request
+        self.storage = Post._meta.get_field("video").storage
+        self._origin: str | None = None
+
+    def url(self, name: str) -> str | None:
+        if not name:
+            return None
+        url = self.storage.url(name)
+        if self.request is None or url.startswith(("http://", "https://")):
+            return url
+        if not url.startswith("/"):
+            return self.request.build_absolute_uri(url)
+        if self._origin is None:
+            self._origin = self.request.build_absolute_uri("/")[:-1]
+        return self._origin + url
+
+
+def media_urls(context) -> MediaUrls:
+    """The response's MediaUrls, kept in the serializer context so a list shares one."""
+    urls = context.get("media_urls")
+    if urls is None:
+        urls = context["media_urls"] = MediaUrls(context.get("request"))
+    return urls
+
+
+def render_post_card(card: PostCard, media: MediaUrls) -> dict:
+    """API.md's Post, from a PostCard: what PostSerializer's fields describe, built directly, as
+    feeds render many posts per request and DRF's field-by-field machinery costs more than the data."""
+    shows_media = card.status != "removed"
+    return {
+        "id": str(card.pk),
+        "author": {"id": str(card.author_id), "username": card.author_username},
+        "status": card.status,
+        "caption": card.caption,
+        "prompt": card.prompt,
+        "video_url": media.url(card.video) if shows_media else None,
+        "poster_url": media.url(card.poster) if shows_media else None,
+        "duration_s": card.duration_s,
+        "width": card.width,
+        "height": card.height,
+        "created_at": _iso(card.created_at),
+        "published_at": _iso(card.published_at),
+        "like_count": card.like_count,
+        "comment_count": card.comment_count,
+        "remix_count": card.remix_count,
+        "view_count": card.view_count,
+        "liked_by_me": bool(card.liked_by_me),
+        "remix_of": None if card.remix_of_id is None else str(card.remix_of_id),
+        "root_id": None if card.root_id is None else str(card.root_id),
+        "remix_allowed": card.remix_allowed,
+        "cameos": [
+            {"id": str(ref.get("id")), "owner_username": ref.get("owner_username")}
+            for ref in card.cameo_refs or []
+            if isinstance(ref, dict)
+        ],
+        "ip": [
+            {"id": str(ref.get("id")), "name": ref.get("name"), "rights_holder": ref.get("rights_holder")}
+            for ref in card.ip_refs or []
+            if isinstance(ref, dict)
+        ],
+        "ai_label": {
+            "content_id": None if card.content_id is None else str(card.content_id),
+            "provider": card.provider,
+        },
+    }
 
 
 class PostSerializer(serializers.Serializer):
@@ -117,8 +181,8 @@ class PostSerializer(serializers.Serializer):
     status = serializers.CharField()
     caption = serializers.CharField()
     prompt = serializers.CharField()
-    video_url = serializers.SerializerMethodField()
-    poster_url = serializers.SerializerMethodField()
+    video_url = serializers.URLField(allow_null=True)
+    poster_url = serializers.URLField(allow_null=True)
     duration_s = serializers.FloatField()
     width = serializers.IntegerField()
     height = serializers.IntegerField()
@@ -128,27 +192,20 @@ class PostSerializer(serializers.Serializer):
     comment_count = serializers.IntegerField()
     remix_count = serializers.IntegerField()
     view_count = serializers.IntegerField()
-    liked_by_me = serializers.SerializerMethodField()
+    liked_by_me = serializers.BooleanField()
     remix_of = IdField(source="remix_of_id", allow_null=True)
     root_id = IdField(allow_null=True)
     remix_allowed = serializers.BooleanField()
-    cameos = serializers.SerializerMethodField()
-    ip = serializers.SerializerMethodField()
-    ai_label = serializers.SerializerMethodField()
+    cameos = CameoRefSerializer(many=True)
+    ip = IpRefSerializer(many=True)
+    ai_label = AiLabelSerializer()
 
-    def _shows_media(self, post) -> bool:
-        return post.status != "removed"
+    def to_representation(self, post):
+        if not isinstance(post, PostCard):
+            post = PostCard.of_post(post, liked_by_me=self._liked_by_me(post))
+        return render_post_card(post, media_urls(self.context))
 
-    @extend_schema_field(serializers.URLField(allow_null=True))
-    def get_video_url(self, post):
-        return _media_url(post.video, self.context.get("request")) if self._shows_media(post) else None
-
-    @extend_schema_field(serializers.URLField(allow_null=True))
-    def get_poster_url(self, post):
-        return _media_url(post.poster, self.context.get("request")) if self._shows_media(post) else None
-
-    @extend_schema_field(serializers.BooleanField())
-    def get_liked_by_me(self, post) -> bool:
+    def _liked_by_me(self, post) -> bool:
         annotated = getattr(post, "liked_by_me", None)
         if annotated is not None:
             return bool(annotated)
@@ -157,59 +214,6 @@ class PostSerializer(serializers.Serializer):
         if viewer is None or not viewer.is_authenticated:
             return False
         return post.likes.filter(user_id=viewer.pk).exists()
-
-    @extend_schema_field(CameoRefSerializer(many=True))
-    def get_cameos(self, post):
-        return [
-            {"id": str(ref.get("id")), "owner_username": ref.get("owner_username")}
-            for ref in post.cameo_refs or []
-            if isinstance(ref, dict)
-        ]
-
-    @extend_schema_field(IpRefSerializer(many=True))
-    def get_ip(self, post):
-        return [
-            {"id": str(ref.get("id")), "name": ref.get("name"), "rights_holder": ref.get("rights_holder")}
-            for ref in post.ip_refs or []
-            if isinstance(ref, dict)
-        ]
-
-    @extend_schema_field(AiLabelSerializer())
-    def get_ai_label(self, post):
-        return {
-            "content_id": None if post.content_id is None else str(post.content_id),
-            "provider": post.provider,
-        }
-
-    def to_representation(self, post):
-        """The fields above, built directly: feeds render many posts per request, and DRF's
-        field-by-field machinery costs more than the data (the declared fields still give the schema)."""
-        shows_media = self._shows_media(post)
-        return {
-            "id": str(post.pk),
-            "author": {"id": str(post.author_id), "username": post.author.username},
-            "status": post.status,
-            "caption": post.caption,
-            "prompt": post.prompt,
-            "video_url": self.get_video_url(post) if shows_media else None,
-            "poster_url": self.get_poster_url(post) if shows_media else None,
-            "duration_s": post.duration_s,
-            "width": post.width,
-            "height": post.height,
-            "created_at": _iso(post.created_at),
-            "published_at": _iso(post.published_at),
-            "like_count": post.like_count,
-            "comment_count": post.comment_count,
-            "remix_count": post.remix_count,
-            "view_count": post.view_count,
-            "liked_by_me": self.get_liked_by_me(post),
-            "remix_of": None if post.remix_of_id is None else str(post.remix_of_id),
-            "root_id": None if post.root_id is None else str(post.root_id),
-            "remix_allowed": post.remix_allowed,
-            "cameos": self.get_cameos(post),
-            "ip": self.get_ip(post),
-            "ai_label": self.get_ai_label(post),
-        }
 
 
 def _iso(moment) -> str | None:
