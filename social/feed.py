@@ -34,6 +34,7 @@ then starts a new chain.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,8 +44,15 @@ from django.utils import timezone
 
 from core.errors import ApiError
 from core.pagination import Page, decode_cursor, encode_cursor, keyset_cursor, keyset_position
-from social.models import Follow, Like, Post, PostStatus, Report, User
-from social.selectors import blocked_user_ids, following_cards, published_cards
+from social.models import Post, PostStatus, Report, User
+from social.selectors import (
+    FeedViewer,
+    blocked_user_ids,
+    feed_viewer,
+    following_cards,
+    newest_posts_of,
+    published_cards,
+)
 
 RECENT_POOL = 300
 # The shared pool holds more than RECENT_POOL so that removing one viewer's excluded authors
@@ -110,20 +118,12 @@ def spread_authors(
     return chosen
 
 
-def _viewer_affinity(viewer: User) -> tuple[ViewerAffinity, list[int]]:
-    followed = list(Follow.objects.filter(follower_id=viewer.pk).values_list("followee_id", flat=True))
-    liked_by_author: dict[int, int] = {}
-    liked_roots: set[int] = set()
-    recent_likes = (
-        Like.objects.filter(user_id=viewer.pk)
-        .order_by("-created_at")
-        .values_list("post__author_id", "post__root_id", "post_id")[:RECENT_LIKES]
+def _affinity(viewer_facts: FeedViewer) -> ViewerAffinity:
+    return ViewerAffinity(
+        frozenset(viewer_facts.followed_author_ids),
+        dict(Counter(viewer_facts.recent_liked_author_ids)),
+        frozenset(viewer_facts.recent_liked_root_ids),
     )
-    for author_id, root_id, post_id in recent_likes:
-        liked_by_author[author_id] = liked_by_author.get(author_id, 0) + 1
-        liked_roots.add(root_id or post_id)
-    affinity = ViewerAffinity(frozenset(followed), liked_by_author, frozenset(liked_roots))
-    return affinity, followed
 
 
 CANDIDATE_FIELDS = (
@@ -197,21 +197,18 @@ def excluded_author_ids(viewer_id: int):
 
 
 def _candidates_from_pool(
-    viewer: User, snapshot: datetime, pool: list[tuple], followed: list[int]
+    viewer: User, snapshot: datetime, pool: list[tuple], viewer_facts: FeedViewer
 ) -> tuple[list[Candidate], bool]:
-    excluded = {viewer.pk, *excluded_author_ids(viewer.pk)}
+    excluded = viewer_facts.excluded_author_ids | {viewer.pk}
     rows = [row for row in pool if row[1] not in excluded][:RECENT_POOL]
-    if followed:
-        seen = {row[0] for row in rows}
-        from_followed = (
-            Post.objects.filter(
-                status=PostStatus.PUBLISHED, published_at__lte=snapshot, author_id__in=followed
-            )
-            .exclude(author_id__in=excluded)
-            .order_by("-published_at", "-pk")
-            .values_list(*CANDIDATE_FIELDS)[:FOLLOWED_POOL]
-        )
-        rows += [row for row in from_followed if row[0] not in seen]
+    seen = {row[0] for row in rows}
+    from_followed = newest_posts_of(
+        author_ids=viewer_facts.followed_author_ids,
+        excluded_author_ids=excluded,
+        before=snapshot,
+        limit=FOLLOWED_POOL,
+    )
+    rows += [row for row in from_followed if row[0] not in seen]
     candidates = [
         Candidate(pk, author_id, root_id or pk, published_at, likes, comments, remixes, views, remix_allowed)
         for pk, author_id, root_id, published_at, likes, comments, remixes, views, remix_allowed in rows
@@ -236,11 +233,12 @@ def _ranked_candidates(
         remaining = [entry for entry in ranked if entry[0] not in served]
         if remaining or not may_have_more:
             return remaining, may_have_more
-    affinity, followed = _viewer_affinity(viewer)
+    viewer_facts = feed_viewer(viewer=viewer, recent_likes=RECENT_LIKES)
+    affinity = _affinity(viewer_facts)
     if pool is not None and not served:
-        candidates, may_have_more = _candidates_from_pool(viewer, snapshot, pool, followed)
+        candidates, may_have_more = _candidates_from_pool(viewer, snapshot, pool, viewer_facts)
     else:
-        candidates, may_have_more = _candidates(viewer, snapshot, served, followed)
+        candidates, may_have_more = _candidates(viewer, snapshot, served, viewer_facts.followed_author_ids)
     ordered = sorted(
         candidates,
         key=lambda c: (score(c, affinity=affinity, snapshot=snapshot), c.post_id),

@@ -254,6 +254,64 @@ def published_cards(*, viewer: User, post_ids: Sequence[int]) -> list[PostCard]:
     return [by_id[post_id] for post_id in post_ids if post_id in by_id]
 
 
+@dataclass(frozen=True)
+class FeedViewer:
+    """What the for_you ranking needs to know about its viewer, read in one statement."""
+
+    followed_author_ids: list[int]
+    excluded_author_ids: frozenset[int]
+    recent_liked_author_ids: list[int]
+    recent_liked_root_ids: list[int]
+
+
+def feed_viewer(*, viewer: User, recent_likes: int) -> FeedViewer:
+    """Whom the viewer follows, the authors they never see (`_EXCLUDED_AUTHORS`), and the author and
+    remix chain (root, or the post itself) of their `recent_likes` newest likes."""
+    sql = f"""
+        WITH liked AS (
+            SELECT p.author_id, COALESCE(p.root_id, p.id) AS root_id
+            FROM social_like l JOIN social_post p ON p.id = l.post_id
+            WHERE l.user_id = %(viewer)s
+            ORDER BY l.created_at DESC
+            LIMIT %(recent_likes)s
+        )
+        SELECT ARRAY(SELECT f.followee_id FROM social_follow f WHERE f.follower_id = %(viewer)s),
+               ARRAY({_EXCLUDED_AUTHORS}),
+               ARRAY(SELECT author_id FROM liked),
+               ARRAY(SELECT root_id FROM liked)"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"viewer": viewer.pk, "recent_likes": recent_likes})
+        followed, excluded, liked_authors, liked_roots = cursor.fetchone()
+    return FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots)
+
+
+# The columns of a for_you candidate, in the order of social.feed.CANDIDATE_FIELDS.
+_CANDIDATE_COLUMNS = """p.id, p.author_id, p.root_id, p.published_at, p.like_count, p.comment_count,
+    p.remix_count, p.view_count, p.remix_allowed"""
+
+
+def newest_posts_of(
+    *, author_ids: Sequence[int], excluded_author_ids: Sequence[int], before: datetime, limit: int
+) -> list[tuple]:
+    """Candidate rows of the `limit` newest posts published by `author_ids` at `before`."""
+    if not author_ids:
+        return []
+    sql = f"""SELECT {_CANDIDATE_COLUMNS} FROM social_post p
+        WHERE p.status = 'published' AND p.published_at <= %(before)s
+          AND p.author_id = ANY(%(authors)s) AND NOT (p.author_id = ANY(%(excluded)s))
+        ORDER BY p.published_at DESC, p.id DESC
+        LIMIT %(limit)s"""
+    params = {
+        "before": before,
+        "authors": list(author_ids),
+        "excluded": list(excluded_author_ids),
+        "limit": limit,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def post_comments(*, viewer: User, post: Post) -> QuerySet[Comment]:
     return Comment.objects.filter(post=post).filter(not_blocked(viewer.pk)).select_related("author")
 

@@ -11,6 +11,7 @@ from social.feed import (
     spread_authors,
 )
 from social.models import Post
+from social.selectors import feed_viewer
 from social.services import block_user, follow_user, like_post, report_post
 from tests.conftest import client_for
 
@@ -156,6 +157,8 @@ def test_candidate_queries_and_the_shared_pool_exclude_the_same_authors(crowd, m
     assert set(excluded_author_ids(viewer.pk)) == {authors[1].pk, authors[2].pk, authors[3].pk}
     snapshot, pool = recent_pool()
     from_query, _ = _candidates(viewer, snapshot, set(), [])
-    from_pool, _ = _candidates_from_pool(viewer, snapshot, pool, [])
+    viewer_facts = feed_viewer(viewer=viewer, recent_likes=10)
+    assert viewer_facts.excluded_author_ids == set(excluded_author_ids(viewer.pk))
+    from_pool, _ = _candidates_from_pool(viewer, snapshot, pool, viewer_facts)
     expected = {p.pk for p in posts if p.author_id == authors[0].pk}
     assert {c.post_id for c in from_query} == {c.post_id for c in from_pool} == expected
