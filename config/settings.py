@@ -98,6 +98,14 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgresql://...).")
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5))
+# Server-side parameter binding lets psycopg prepare a statement once a connection has run it
+# DB_PREPARE_THRESHOLD times, so the hot reads (a feed page, the token's user) skip PostgreSQL's
+# planner, which cost more than running them. Behind a pooler that does not keep prepared
+# statements per client (PgBouncer in transaction mode before 1.21), set DB_PREPARE_THRESHOLD=0.
+DB_PREPARE_THRESHOLD = env_int("DB_PREPARE_THRESHOLD", 5)
+if DB_PREPARE_THRESHOLD > 0:
+    DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", True)
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", DB_PREPARE_THRESHOLD)
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", None)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -227,14 +227,28 @@ def _cards(sql: str, params: dict[str, Any]) -> list[PostCard]:
 
 def following_cards(*, viewer: User, after: Sequence[Any] | None, limit: int) -> list[PostCard]:
     """Published posts of the people the viewer follows, newest first, after the keyset position
-    `after` = (published_at, id). Blocks end follows, so no author here is blocked."""
+    `after` = (published_at, id). Blocks end follows, so no author here is blocked.
+
+    The page is merged from each followed author's own newest posts (`limit` of them, from the
+    author's partial index, keys only), so its cost grows with the number of people followed and
+    the page size, not with how much they ever posted; only the page's rows are then read."""
     where_after = "AND (p.published_at, p.id) < (%(after_at)s, %(after_id)s)" if after else ""
-    sql = f"""{_CARD_SELECT}
-        WHERE p.status = 'published'
-          AND p.author_id IN (SELECT f.followee_id FROM social_follow f WHERE f.follower_id = %(viewer)s)
-          {where_after}
-        ORDER BY p.published_at DESC, p.id DESC
-        LIMIT %(limit)s"""
+    sql = f"""
+        WITH page AS (
+            SELECT newest.id, newest.published_at
+            FROM social_follow f
+            CROSS JOIN LATERAL (
+                SELECT p.id, p.published_at FROM social_post p
+                WHERE p.author_id = f.followee_id AND p.status = 'published' {where_after}
+                ORDER BY p.published_at DESC, p.id DESC
+                LIMIT %(limit)s
+            ) newest
+            WHERE f.follower_id = %(viewer)s
+            ORDER BY newest.published_at DESC, newest.id DESC
+            LIMIT %(limit)s
+        )
+        {_CARD_SELECT} JOIN page ON page.id = p.id
+        ORDER BY page.published_at DESC, page.id DESC"""
     params: dict[str, Any] = {"viewer": viewer.pk, "limit": limit}
     if after:
         params["after_at"], params["after_id"] = after
@@ -293,14 +307,26 @@ _CANDIDATE_COLUMNS = """p.id, p.author_id, p.root_id, p.published_at, p.like_cou
 def newest_posts_of(
     *, author_ids: Sequence[int], excluded_author_ids: Sequence[int], before: datetime, limit: int
 ) -> list[tuple]:
-    """Candidate rows of the `limit` newest posts published by `author_ids` at `before`."""
+    """Candidate rows of the `limit` newest posts published by `author_ids` at `before`, merged
+    from each author's own newest (as in `following_cards`)."""
     if not author_ids:
         return []
-    sql = f"""SELECT {_CANDIDATE_COLUMNS} FROM social_post p
-        WHERE p.status = 'published' AND p.published_at <= %(before)s
-          AND p.author_id = ANY(%(authors)s) AND NOT (p.author_id = ANY(%(excluded)s))
-        ORDER BY p.published_at DESC, p.id DESC
-        LIMIT %(limit)s"""
+    sql = f"""
+        WITH newest AS (
+            SELECT recent.id, recent.published_at
+            FROM unnest(%(authors)s::bigint[]) AS author(id)
+            CROSS JOIN LATERAL (
+                SELECT p.id, p.published_at FROM social_post p
+                WHERE p.author_id = author.id AND p.status = 'published' AND p.published_at <= %(before)s
+                ORDER BY p.published_at DESC, p.id DESC
+                LIMIT %(limit)s
+            ) recent
+            WHERE NOT (author.id = ANY(%(excluded)s::bigint[]))
+            ORDER BY recent.published_at DESC, recent.id DESC
+            LIMIT %(limit)s
+        )
+        SELECT {_CANDIDATE_COLUMNS} FROM newest JOIN social_post p ON p.id = newest.id
+        ORDER BY newest.published_at DESC, newest.id DESC"""
     params = {
         "before": before,
         "authors": list(author_ids),
