@@ -143,13 +143,20 @@ def start_server(kind: str, port: int, workers: int, env: dict[str, str]) -> sub
     env.setdefault("SECRET_KEY", "feed-load-benchmark-secret-key-not-for-production-use")
     # Persistent connections for the pre-forked WSGI workers; under ASGI Django runs each request's
     # sync code in its own thread, so persistent connections pile up until PostgreSQL refuses more.
-    env["DB_CONN_MAX_AGE"] = "60" if kind == "gunicorn" else "0"
+    env["DB_CONN_MAX_AGE"] = "0" if kind == "uvicorn" else "60"
     python = sys.executable
     if kind == "gunicorn":
         command = [
             python, "-m", "gunicorn", "config.wsgi:application", "--workers", str(workers),
             "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
             "--backlog", "256",
+        ]  # fmt: skip
+    elif kind == "granian":
+        # A Rust HTTP server running the WSGI app: keep-alive, one Python thread per worker.
+        command = [
+            python, "-m", "granian", "--interface", "wsgi", "config.wsgi:application", "--workers", str(workers),
+            "--blocking-threads", "1", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            "--no-ws", "--backlog", "256",
         ]  # fmt: skip
     else:
         command = [
@@ -205,7 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--server", choices=["gunicorn", "uvicorn"], default="gunicorn")
+    parser.add_argument("--server", choices=["granian", "gunicorn", "uvicorn"], default="granian")
     parser.add_argument("--url", help="an already running server, e.g. http://127.0.0.1:8101")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20)

@@ -1,4 +1,4 @@
-"""WSGI entry point: the REST API served by a pre-forking server (gunicorn) in production."""
+"""WSGI entry point: the REST API (granian in production; see the README)."""
 
 import os
 

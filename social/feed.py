@@ -1,6 +1,6 @@
 """The `for_you` ranking of `GET /feed`.
 
-How a post is scored, for viewer V at the chain's snapshot time T (all inputs read in two queries):
+How a post is scored, for viewer V at the chain's snapshot time T:
 
     score = freshness * engagement * affinity * remixability
 
@@ -13,31 +13,36 @@ How a post is scored, for viewer V at the chain's snapshot time T (all inputs re
   200 most recent likes) + 0.5 if the post is in a remix chain (same root) V liked recently.
 - remixability = 1 + 0.2 if remixing is allowed + 0.1 * ln(1 + remix_count).
 
-Candidates are the 300 newest published posts before T plus the 100 newest of followed authors
-(both index range scans), never V's own posts, nothing across a block and nothing by an author of a
-post V reported. The scored list is ordered greedily so that no two neighbours share an author while
-another author is available (the author last served on the previous page counts as a neighbour).
+Candidates are the 300 newest published posts before T plus the 100 newest of followed authors,
+never V's own posts, nothing across a block and nothing by an author of a post V reported. The
+scored list is ordered greedily so that no two neighbours share an author while another author is
+available (the author last served on the previous page counts as a neighbour).
 
-The 300 newest posts are the same for every viewer, so a chain's first page takes them from a pool
-shared by all viewers (cached for RECENT_POOL_SECONDS and dropped whenever a post is saved or
-deleted); T is then the pool's time, and the viewer's own, blocked and reported authors are removed
-from it in Python. Later pages and cache misses query as described above.
+A chain's first page costs two statements besides the page itself. The 300 newest posts are the
+same for every viewer, so they come from a pool each server process keeps for RECENT_POOL_SECONDS
+(dropped at once in the process where a post is saved or deleted; elsewhere a new post enters first
+pages within those seconds, and a post taken down meanwhile is never served, as every page is read
+again with its status); T is the pool's time, and V's own, blocked and reported authors are removed
+from it in Python. Everything else about V (follows, exclusions, recent likes) and the followed
+authors' newest posts comes in one statement (`social.selectors.feed_viewer`).
 
 The cursor is signed and carries T and the ids already served in this chain: posts published
 after T never enter the chain, and served posts are excluded from every later page, so no post
 appears twice however the counters move between pages; every candidate is served eventually, in
 rank order. The ranked list is cached per chain (Redis, 15 min) so later pages cost one cache read
-and one query; on a miss it is recomputed, and the served ids still rule out repeats. A chain ends after FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client
-then starts a new chain.
+and one statement; on a miss it is recomputed from queries, and the served ids still rule out
+repeats. A chain ends after FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client then
+starts a new chain.
 """
 
 from __future__ import annotations
 
-import math
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
@@ -50,7 +55,6 @@ from social.selectors import (
     blocked_user_ids,
     feed_viewer,
     following_cards,
-    newest_posts_of,
     published_cards,
 )
 
@@ -58,8 +62,7 @@ RECENT_POOL = 300
 # The shared pool holds more than RECENT_POOL so that removing one viewer's excluded authors
 # still leaves a full pool in the usual case.
 SHARED_POOL = 400
-RECENT_POOL_KEY = "feed:for_you:recent-pool"
-RECENT_POOL_SECONDS = 10
+RECENT_POOL_SECONDS = 5
 FOLLOWED_POOL = 100
 RANKING_CACHE_SECONDS = 15 * 60
 RECENT_LIKES = 200
@@ -67,39 +70,57 @@ HALF_LIFE_HOURS = 24.0
 
 
 @dataclass(frozen=True)
-class Candidate:
-    post_id: int
-    author_id: int
-    root_id: int
-    published_at: datetime
-    like_count: int
-    comment_count: int
-    remix_count: int
-    view_count: int
-    remix_allowed: bool
-
-
-@dataclass(frozen=True)
 class ViewerAffinity:
-    followed_author_ids: frozenset[int]
+    followed_author_ids: np.ndarray
     liked_posts_by_author: dict[int, int]
-    liked_root_ids: frozenset[int]
+    liked_root_ids: np.ndarray
 
 
-def score(candidate: Candidate, *, affinity: ViewerAffinity, snapshot: datetime) -> float:
-    age_hours = max(0.0, (snapshot - candidate.published_at).total_seconds() / 3600)
-    freshness = 0.5 ** (age_hours / HALF_LIFE_HOURS)
-    engagement = (candidate.like_count + 2 * candidate.comment_count + 3 * candidate.remix_count + 1) / (
-        candidate.view_count + 10
+# A candidate is a row of these columns; `published_at` in seconds since the epoch.
+CANDIDATE_FIELDS = (
+    "pk",
+    "author_id",
+    "root_id",
+    "published_at",
+    "like_count",
+    "comment_count",
+    "remix_count",
+    "view_count",
+    "remix_allowed",
+)
+
+
+def rank(candidates: list[tuple], *, affinity: ViewerAffinity, snapshot: datetime) -> list[tuple[int, int]]:
+    """(post_id, author_id) of the candidates by descending score (the module's formula, computed
+    for all candidates at once), the newer post first on equal scores."""
+    if not candidates:
+        return []
+    post_ids, author_ids, root_ids, published, likes, comments, remixes, views, remix_allowed = zip(
+        *candidates, strict=True
     )
-    author_affinity = 1.0
-    if candidate.author_id in affinity.followed_author_ids:
-        author_affinity += 1.0
-    author_affinity += 0.5 * min(affinity.liked_posts_by_author.get(candidate.author_id, 0), 5) / 5
-    if candidate.root_id in affinity.liked_root_ids:
-        author_affinity += 0.5
-    remixability = 1.0 + (0.2 if candidate.remix_allowed else 0.0) + 0.1 * math.log1p(candidate.remix_count)
-    return freshness * engagement * author_affinity * remixability
+    post_ids_array = np.array(post_ids, dtype=np.int64)
+    author_ids_array = np.array(author_ids, dtype=np.int64)
+    # A post that is no remix is its own chain's root.
+    roots = np.array([post if root is None else root for post, root in zip(post_ids, root_ids, strict=True)])
+    likes_array = np.array(likes, dtype=np.float64)
+    comments_array = np.array(comments, dtype=np.float64)
+    remixes_array = np.array(remixes, dtype=np.float64)
+    age_hours = np.maximum(0.0, (snapshot.timestamp() - np.array(published, dtype=np.float64)) / 3600)
+    freshness = 0.5 ** (age_hours / HALF_LIFE_HOURS)
+    engagement = (likes_array + 2 * comments_array + 3 * remixes_array + 1) / (
+        np.array(views, dtype=np.float64) + 10
+    )
+    liked_by_author = np.array([affinity.liked_posts_by_author.get(author, 0) for author in author_ids])
+    author_affinity = (
+        1.0
+        + 1.0 * np.isin(author_ids_array, affinity.followed_author_ids)
+        + 0.5 * np.minimum(liked_by_author, 5) / 5
+        + 0.5 * np.isin(roots, affinity.liked_root_ids)
+    )
+    remixability = 1.0 + 0.2 * np.array(remix_allowed, dtype=bool) + 0.1 * np.log1p(remixes_array)
+    scores = freshness * engagement * author_affinity * remixability
+    order = np.lexsort((post_ids_array, scores))[::-1]
+    return list(zip(post_ids_array[order].tolist(), author_ids_array[order].tolist(), strict=True))
 
 
 def spread_authors(
@@ -120,28 +141,20 @@ def spread_authors(
 
 def _affinity(viewer_facts: FeedViewer) -> ViewerAffinity:
     return ViewerAffinity(
-        frozenset(viewer_facts.followed_author_ids),
+        np.array(viewer_facts.followed_author_ids, dtype=np.int64),
         dict(Counter(viewer_facts.recent_liked_author_ids)),
-        frozenset(viewer_facts.recent_liked_root_ids),
+        np.array(viewer_facts.recent_liked_root_ids, dtype=np.int64),
     )
 
 
-CANDIDATE_FIELDS = (
-    "pk",
-    "author_id",
-    "root_id",
-    "published_at",
-    "like_count",
-    "comment_count",
-    "remix_count",
-    "view_count",
-    "remix_allowed",
-)
+def _with_epoch_seconds(rows) -> list[tuple]:
+    """Candidate rows read with `published_at` as a datetime, with it in epoch seconds instead."""
+    return [row[:3] + (row[3].timestamp(),) + row[4:] for row in rows]
 
 
 def _candidates(
     viewer: User, snapshot: datetime, served: set[int], followed: list[int]
-) -> tuple[list[Candidate], bool]:
+) -> tuple[list[tuple], bool]:
     eligible = (
         Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot)
         .exclude(author_id=viewer.pk)
@@ -159,32 +172,35 @@ def _candidates(
             .values_list(*CANDIDATE_FIELDS)[:FOLLOWED_POOL]
         )
         rows = newest.union(from_followed)
-    candidates = [
-        Candidate(pk, author_id, root_id or pk, published_at, likes, comments, remixes, views, remix_allowed)
-        for pk, author_id, root_id, published_at, likes, comments, remixes, views, remix_allowed in rows
-    ]
+    candidates = _with_epoch_seconds(rows)
     # A full recent pool means older posts remain for later pages.
     may_have_more = len(candidates) >= RECENT_POOL
     return candidates, may_have_more
 
 
+_recent_pool: tuple[float, datetime, list[tuple]] | None = None
+
+
 def recent_pool() -> tuple[datetime, list[tuple]]:
-    """(T, the SHARED_POOL newest published posts at T as CANDIDATE_FIELDS rows), shared by all viewers."""
-    cached = cache.get(RECENT_POOL_KEY)
-    if cached is not None:
-        return cached
+    """(T, the SHARED_POOL newest published posts at T as CANDIDATE_FIELDS rows), shared by all
+    viewers served by this process for RECENT_POOL_SECONDS."""
+    global _recent_pool
+    cached = _recent_pool
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1], cached[2]
     snapshot = timezone.now()
-    rows = list(
+    rows = _with_epoch_seconds(
         Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot)
         .order_by("-published_at", "-pk")
         .values_list(*CANDIDATE_FIELDS)[:SHARED_POOL]
     )
-    cache.set(RECENT_POOL_KEY, (snapshot, rows), RECENT_POOL_SECONDS)
+    _recent_pool = (time.monotonic() + RECENT_POOL_SECONDS, snapshot, rows)
     return snapshot, rows
 
 
 def forget_recent_pool() -> None:
-    cache.delete(RECENT_POOL_KEY)
+    global _recent_pool
+    _recent_pool = None
 
 
 def excluded_author_ids(viewer_id: int):
@@ -197,23 +213,13 @@ def excluded_author_ids(viewer_id: int):
 
 
 def _candidates_from_pool(
-    viewer: User, snapshot: datetime, pool: list[tuple], viewer_facts: FeedViewer
-) -> tuple[list[Candidate], bool]:
+    viewer: User, pool: list[tuple], viewer_facts: FeedViewer
+) -> tuple[list[tuple], bool]:
     excluded = viewer_facts.excluded_author_ids | {viewer.pk}
     rows = [row for row in pool if row[1] not in excluded][:RECENT_POOL]
     seen = {row[0] for row in rows}
-    from_followed = newest_posts_of(
-        author_ids=viewer_facts.followed_author_ids,
-        excluded_author_ids=excluded,
-        before=snapshot,
-        limit=FOLLOWED_POOL,
-    )
-    rows += [row for row in from_followed if row[0] not in seen]
-    candidates = [
-        Candidate(pk, author_id, root_id or pk, published_at, likes, comments, remixes, views, remix_allowed)
-        for pk, author_id, root_id, published_at, likes, comments, remixes, views, remix_allowed in rows
-    ]
-    return candidates, len(pool) >= RECENT_POOL
+    rows += [row for row in viewer_facts.followed_pool if row[0] not in seen]
+    return rows, len(pool) >= RECENT_POOL
 
 
 def _ranking_cache_key(viewer_id: int, snapshot: datetime) -> str:
@@ -227,24 +233,26 @@ def _ranked_candidates(
     the candidate and affinity queries. A cache miss recomputes; the cursor's served ids keep the
     chain free of repeats either way."""
     cache_key = _ranking_cache_key(viewer.pk, snapshot)
-    cached = cache.get(cache_key)
+    first_page = pool is not None and not served
+    # A chain's first page has a new snapshot, so its ranking cannot be cached yet.
+    cached = None if first_page else cache.get(cache_key)
     if cached is not None:
         ranked, may_have_more = cached
         remaining = [entry for entry in ranked if entry[0] not in served]
         if remaining or not may_have_more:
             return remaining, may_have_more
-    viewer_facts = feed_viewer(viewer=viewer, recent_likes=RECENT_LIKES)
+    viewer_facts = feed_viewer(
+        viewer=viewer,
+        recent_likes=RECENT_LIKES,
+        followed_pool_at=snapshot if first_page else None,
+        followed_pool_size=FOLLOWED_POOL,
+    )
     affinity = _affinity(viewer_facts)
-    if pool is not None and not served:
-        candidates, may_have_more = _candidates_from_pool(viewer, snapshot, pool, viewer_facts)
+    if first_page:
+        candidates, may_have_more = _candidates_from_pool(viewer, pool, viewer_facts)
     else:
         candidates, may_have_more = _candidates(viewer, snapshot, served, viewer_facts.followed_author_ids)
-    ordered = sorted(
-        candidates,
-        key=lambda c: (score(c, affinity=affinity, snapshot=snapshot), c.post_id),
-        reverse=True,
-    )
-    ranked = [(c.post_id, c.author_id) for c in ordered]
+    ranked = rank(candidates, affinity=affinity, snapshot=snapshot)
     cache.set(cache_key, (ranked, may_have_more), RANKING_CACHE_SECONDS)
     return ranked, may_have_more
 

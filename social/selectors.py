@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -208,7 +208,10 @@ UNION ALL SELECT rp.author_id FROM social_report r JOIN social_post rp ON rp.id 
 
 
 def _json_column(value: Any) -> Any:
-    # Django's PostgreSQL backend reads jsonb as text and leaves decoding to JSONField.
+    # Django's PostgreSQL backend reads jsonb as text and leaves decoding to JSONField; most posts
+    # carry no cameo or IP references.
+    if value == "[]":
+        return []
     return json.loads(value) if isinstance(value, str) else value
 
 
@@ -276,66 +279,77 @@ class FeedViewer:
     excluded_author_ids: frozenset[int]
     recent_liked_author_ids: list[int]
     recent_liked_root_ids: list[int]
+    # Candidate rows (CANDIDATE_FIELDS of social.feed, published_at in epoch seconds) of the
+    # followed authors' newest posts.
+    followed_pool: list[tuple]
 
 
-def feed_viewer(*, viewer: User, recent_likes: int) -> FeedViewer:
-    """Whom the viewer follows, the authors they never see (`_EXCLUDED_AUTHORS`), and the author and
-    remix chain (root, or the post itself) of their `recent_likes` newest likes."""
+# The columns of a for_you candidate, in the order of social.feed.CANDIDATE_FIELDS.
+_CANDIDATE_COLUMNS = (
+    "id", "author_id", "root_id", "published_at", "like_count", "comment_count", "remix_count",
+    "view_count", "remix_allowed",
+)  # fmt: skip
+
+
+def feed_viewer(
+    *, viewer: User, recent_likes: int, followed_pool_at: datetime | None = None, followed_pool_size: int = 0
+) -> FeedViewer:
+    """Whom the viewer follows, the authors they never see (`_EXCLUDED_AUTHORS`), the author and
+    remix chain (root, or the post itself) of their `recent_likes` newest likes, and the
+    `followed_pool_size` newest posts published by followed authors (not excluded) at
+    `followed_pool_at`, merged from each author's own newest as in `following_cards`.
+
+    One statement and one round trip: the pool comes back as one array per column."""
+    newest_in_order = "ORDER BY pool.published_at DESC, pool.id DESC"
+    # Epoch seconds: an array of numbers is read far faster than one of timestamps.
+    pool_arrays = ", ".join(
+        f"array_agg({'extract(epoch FROM pool.published_at)::float8' if column == 'published_at' else f'pool.{column}'}"
+        f" {newest_in_order})"
+        for column in _CANDIDATE_COLUMNS
+    )
     sql = f"""
-        WITH liked AS (
+        WITH followed AS (
+            SELECT f.followee_id AS id FROM social_follow f WHERE f.follower_id = %(viewer)s
+        ),
+        excluded AS ({_EXCLUDED_AUTHORS}),
+        liked AS (
             SELECT p.author_id, COALESCE(p.root_id, p.id) AS root_id
             FROM social_like l JOIN social_post p ON p.id = l.post_id
             WHERE l.user_id = %(viewer)s
             ORDER BY l.created_at DESC
             LIMIT %(recent_likes)s
-        )
-        SELECT ARRAY(SELECT f.followee_id FROM social_follow f WHERE f.follower_id = %(viewer)s),
-               ARRAY({_EXCLUDED_AUTHORS}),
-               ARRAY(SELECT author_id FROM liked),
-               ARRAY(SELECT root_id FROM liked)"""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"viewer": viewer.pk, "recent_likes": recent_likes})
-        followed, excluded, liked_authors, liked_roots = cursor.fetchone()
-    return FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots)
-
-
-# The columns of a for_you candidate, in the order of social.feed.CANDIDATE_FIELDS.
-_CANDIDATE_COLUMNS = """p.id, p.author_id, p.root_id, p.published_at, p.like_count, p.comment_count,
-    p.remix_count, p.view_count, p.remix_allowed"""
-
-
-def newest_posts_of(
-    *, author_ids: Sequence[int], excluded_author_ids: Sequence[int], before: datetime, limit: int
-) -> list[tuple]:
-    """Candidate rows of the `limit` newest posts published by `author_ids` at `before`, merged
-    from each author's own newest (as in `following_cards`)."""
-    if not author_ids:
-        return []
-    sql = f"""
-        WITH newest AS (
+        ),
+        newest AS (
             SELECT recent.id, recent.published_at
-            FROM unnest(%(authors)s::bigint[]) AS author(id)
+            FROM followed
             CROSS JOIN LATERAL (
                 SELECT p.id, p.published_at FROM social_post p
-                WHERE p.author_id = author.id AND p.status = 'published' AND p.published_at <= %(before)s
+                WHERE p.author_id = followed.id AND p.status = 'published' AND p.published_at <= %(at)s
                 ORDER BY p.published_at DESC, p.id DESC
-                LIMIT %(limit)s
+                LIMIT %(pool_size)s
             ) recent
-            WHERE NOT (author.id = ANY(%(excluded)s::bigint[]))
+            WHERE followed.id <> %(viewer)s AND followed.id NOT IN (SELECT * FROM excluded)
             ORDER BY recent.published_at DESC, recent.id DESC
-            LIMIT %(limit)s
-        )
-        SELECT {_CANDIDATE_COLUMNS} FROM newest JOIN social_post p ON p.id = newest.id
-        ORDER BY newest.published_at DESC, newest.id DESC"""
+            LIMIT %(pool_size)s
+        ),
+        pool AS (SELECT p.* FROM newest JOIN social_post p ON p.id = newest.id)
+        SELECT ARRAY(SELECT id FROM followed),
+               ARRAY(SELECT * FROM excluded),
+               ARRAY(SELECT author_id FROM liked),
+               ARRAY(SELECT root_id FROM liked),
+               {pool_arrays}
+        FROM pool"""
     params = {
-        "before": before,
-        "authors": list(author_ids),
-        "excluded": list(excluded_author_ids),
-        "limit": limit,
+        "viewer": viewer.pk,
+        "recent_likes": recent_likes,
+        "at": followed_pool_at or datetime.now(UTC),
+        "pool_size": followed_pool_size if followed_pool_at is not None else 0,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        followed, excluded, liked_authors, liked_roots, *pool_columns = cursor.fetchone()
+    pool = list(zip(*pool_columns, strict=True)) if pool_columns[0] else []
+    return FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots, pool)
 
 
 def post_comments(*, viewer: User, post: Post) -> QuerySet[Comment]:

@@ -1,4 +1,7 @@
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.files.storage import FileSystemStorage
+from django.utils import timezone
+from django.utils.encoding import filepath_to_uri
 from rest_framework import serializers
 
 from core.serializers import IdField, StrictSerializer
@@ -101,19 +104,33 @@ class AiLabelSerializer(serializers.Serializer):
     provider = serializers.CharField()
 
 
-class MediaUrls:
-    """Absolute media URLs for one response: the storage's URL, prefixed with the request's origin
-    when the storage gives a path (local disk). The origin is worked out once per response."""
+class PostRendering:
+    """What rendering posts needs from one response, worked out once for all its posts: media URLs
+    (the storage's URL, prefixed with the request's origin when the storage gives a path, as the
+    local disk does) and timestamps in the current timezone."""
 
     def __init__(self, request):
         self.request = request
         self.storage = Post._meta.get_field("video").storage
+        self._base_url = getattr(self.storage, "base_url", "") or ""
         self._origin: str | None = None
+        self._timezone = timezone.get_current_timezone()
+
+    def iso(self, moment) -> str | None:
+        """What DRF's DateTimeField renders: ISO 8601 in the current timezone, UTC as Z."""
+        if moment is None:
+            return None
+        text = moment.astimezone(self._timezone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
 
     def url(self, name: str) -> str | None:
         if not name:
             return None
-        url = self.storage.url(name)
+        if isinstance(self.storage, FileSystemStorage):
+            # FileSystemStorage.url without its per-call urljoin and setting reads.
+            url = self._base_url + filepath_to_uri(name).lstrip("/")
+        else:
+            url = self.storage.url(name)
         if self.request is None or url.startswith(("http://", "https://")):
             return url
         if not url.startswith("/"):
@@ -123,15 +140,15 @@ class MediaUrls:
         return self._origin + url
 
 
-def media_urls(context) -> MediaUrls:
-    """The response's MediaUrls, kept in the serializer context so a list shares one."""
-    urls = context.get("media_urls")
-    if urls is None:
-        urls = context["media_urls"] = MediaUrls(context.get("request"))
-    return urls
+def post_rendering(context) -> PostRendering:
+    """The response's PostRendering, kept in the serializer context so a list shares one."""
+    rendering = context.get("post_rendering")
+    if rendering is None:
+        rendering = context["post_rendering"] = PostRendering(context.get("request"))
+    return rendering
 
 
-def render_post_card(card: PostCard, media: MediaUrls) -> dict:
+def render_post_card(card: PostCard, rendering: PostRendering) -> dict:
     """API.md's Post, from a PostCard: what PostSerializer's fields describe, built directly, as
     feeds render many posts per request and DRF's field-by-field machinery costs more than the data."""
     shows_media = card.status != "removed"
@@ -141,13 +158,13 @@ def render_post_card(card: PostCard, media: MediaUrls) -> dict:
         "status": card.status,
         "caption": card.caption,
         "prompt": card.prompt,
-        "video_url": media.url(card.video) if shows_media else None,
-        "poster_url": media.url(card.poster) if shows_media else None,
+        "video_url": rendering.url(card.video) if shows_media else None,
+        "poster_url": rendering.url(card.poster) if shows_media else None,
         "duration_s": card.duration_s,
         "width": card.width,
         "height": card.height,
-        "created_at": _iso(card.created_at),
-        "published_at": _iso(card.published_at),
+        "created_at": rendering.iso(card.created_at),
+        "published_at": rendering.iso(card.published_at),
         "like_count": card.like_count,
         "comment_count": card.comment_count,
         "remix_count": card.remix_count,
@@ -203,7 +220,7 @@ class PostSerializer(serializers.Serializer):
     def to_representation(self, post):
         if not isinstance(post, PostCard):
             post = PostCard.of_post(post, liked_by_me=self._liked_by_me(post))
-        return render_post_card(post, media_urls(self.context))
+        return render_post_card(post, post_rendering(self.context))
 
     def _liked_by_me(self, post) -> bool:
         annotated = getattr(post, "liked_by_me", None)
@@ -214,16 +231,6 @@ class PostSerializer(serializers.Serializer):
         if viewer is None or not viewer.is_authenticated:
             return False
         return post.likes.filter(user_id=viewer.pk).exists()
-
-
-def _iso(moment) -> str | None:
-    """The format DRF's DateTimeField renders (ISO 8601, UTC as Z)."""
-    if moment is None:
-        return None
-    return _DATETIME_FIELD.to_representation(moment)
-
-
-_DATETIME_FIELD = serializers.DateTimeField()
 
 
 class PostPageSerializer(serializers.Serializer):

@@ -159,6 +159,6 @@ def test_candidate_queries_and_the_shared_pool_exclude_the_same_authors(crowd, m
     from_query, _ = _candidates(viewer, snapshot, set(), [])
     viewer_facts = feed_viewer(viewer=viewer, recent_likes=10)
     assert viewer_facts.excluded_author_ids == set(excluded_author_ids(viewer.pk))
-    from_pool, _ = _candidates_from_pool(viewer, snapshot, pool, viewer_facts)
+    from_pool, _ = _candidates_from_pool(viewer, pool, viewer_facts)
     expected = {p.pk for p in posts if p.author_id == authors[0].pk}
-    assert {c.post_id for c in from_query} == {c.post_id for c in from_pool} == expected
+    assert {row[0] for row in from_query} == {row[0] for row in from_pool} == expected

@@ -27,9 +27,9 @@ def busy_world(make_user, make_post):
 LIST_ENDPOINTS = [
     # following: the page, its authors and the viewer's likes in one statement.
     ("/api/v1/feed?tab=following", 2, 12),
-    # for_you, first page: user, the shared pool (cached for all viewers), what the ranking needs
-    # to know of the viewer, the followed authors' newest posts, the page.
-    ("/api/v1/feed?tab=for_you", 5, 12),
+    # for_you, first page: user, the shared pool (kept by the process for all viewers), what the
+    # ranking needs to know of the viewer with the followed authors' newest posts, the page.
+    ("/api/v1/feed?tab=for_you", 4, 12),
     ("/api/v1/users/writer0/posts", 3, 4),
     ("/api/v1/notifications", 2, 12),
     ("/api/v1/posts/{post}/comments", 3, 6),
