@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 django_asgi_app = get_asgi_application()
 
-from core.startup import require_services  # noqa: E402
+from core.startup import freeze_loaded_objects, require_services  # noqa: E402
 
 require_services()
 
@@ -29,3 +29,5 @@ application = ProtocolTypeRouter(
         "websocket": JwtQueryStringAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
+
+freeze_loaded_objects()

@@ -11,6 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_wsgi_application()
 
-from core.startup import require_services  # noqa: E402
+from core.startup import freeze_loaded_objects, require_services  # noqa: E402
 
 require_services()
+freeze_loaded_objects()

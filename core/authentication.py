@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import timedelta
 
@@ -13,27 +14,33 @@ from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidTok
 from rest_framework_simplejwt.settings import api_settings
 
 
+@functools.cache
+def _user_statement() -> tuple[str, list[str]]:
+    user_model = get_user_model()
+    fields = user_model._meta.concrete_fields
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {', '.join(quote(field.column) for field in fields)} "
+        f"FROM {quote(user_model._meta.db_table)} WHERE {quote(user_model._meta.pk.column)} = %s"
+    )
+    return sql, [field.attname for field in fields]
+
+
 def user_by_id(user_id):
     """The user with this primary key, read with one statement built once (prepared by the
     connection after a few uses): every authenticated request runs it, and compiling the ORM's
     query cost more than running it. None when there is no such user."""
-    user_model = get_user_model()
-    fields = user_model._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    sql = (
-        f"SELECT {columns} FROM {connection.ops.quote_name(user_model._meta.db_table)} "
-        f"WHERE {connection.ops.quote_name(user_model._meta.pk.column)} = %s"
-    )
     try:
         user_pk = int(user_id)
     except (TypeError, ValueError):
         return None
+    sql, attnames = _user_statement()
     with connection.cursor() as cursor:
         cursor.execute(sql, [user_pk])
         row = cursor.fetchone()
     if row is None:
         return None
-    return user_model.from_db(connection.alias, [field.attname for field in fields], row)
+    return get_user_model().from_db(connection.alias, attnames, row)
 
 
 class CheckedTokens:

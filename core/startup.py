@@ -88,3 +88,14 @@ def require_services() -> None:
     failed = [status.detail for status in statuses if not status.ok]
     if failed:
         raise ImproperlyConfigured("Cannot start: " + "; ".join(failed))
+
+
+def freeze_loaded_objects() -> None:
+    """Moves everything loaded so far (Django, the app, their libraries: over 100k objects) out of
+    the garbage collector's reach. They live as long as the server process, and a full collection
+    that walks them stalled a request for over 100 ms on the development machine; after this it
+    walks what requests left behind."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

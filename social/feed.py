@@ -13,8 +13,8 @@ How a post is scored, for viewer V at the chain's snapshot time T:
   200 most recent likes) + 0.5 if the post is in a remix chain (same root) V liked recently.
 - remixability = 1 + 0.2 if remixing is allowed + 0.1 * ln(1 + remix_count).
 
-Candidates are the 300 newest published posts before T plus the 100 newest of followed authors,
-never V's own posts, nothing across a block and nothing by an author of a post V reported. The
+Candidates are the 300 newest published posts before T plus the 100 newest of followed authors
+(at most 20 of any one author, so one prolific author cannot fill it), never V's own posts, nothing across a block and nothing by an author of a post V reported. The
 scored list is ordered greedily so that no two neighbours share an author while another author is
 available (the author last served on the previous page counts as a neighbour).
 
@@ -64,6 +64,7 @@ RECENT_POOL = 300
 SHARED_POOL = 400
 RECENT_POOL_SECONDS = 5
 FOLLOWED_POOL = 100
+FOLLOWED_POOL_PER_AUTHOR = 20
 RANKING_CACHE_SECONDS = 15 * 60
 RECENT_LIKES = 200
 HALF_LIFE_HOURS = 24.0
@@ -163,6 +164,7 @@ def _candidates(
     if served:
         eligible = eligible.exclude(pk__in=served)
     # Both pools are index range scans; UNION (not `pk IN (...)`) keeps the planner off a full scan.
+    # (Only a lost cached ranking comes here; its followed pool has no per-author cap.)
     newest = eligible.order_by("-published_at", "-pk").values_list(*CANDIDATE_FIELDS)[:RECENT_POOL]
     rows = newest
     if followed:
@@ -246,6 +248,7 @@ def _ranked_candidates(
         recent_likes=RECENT_LIKES,
         followed_pool_at=snapshot if first_page else None,
         followed_pool_size=FOLLOWED_POOL,
+        followed_pool_per_author=FOLLOWED_POOL_PER_AUTHOR,
     )
     affinity = _affinity(viewer_facts)
     if first_page:

@@ -292,12 +292,18 @@ _CANDIDATE_COLUMNS = (
 
 
 def feed_viewer(
-    *, viewer: User, recent_likes: int, followed_pool_at: datetime | None = None, followed_pool_size: int = 0
+    *,
+    viewer: User,
+    recent_likes: int,
+    followed_pool_at: datetime | None = None,
+    followed_pool_size: int = 0,
+    followed_pool_per_author: int = 0,
 ) -> FeedViewer:
     """Whom the viewer follows, the authors they never see (`_EXCLUDED_AUTHORS`), the author and
     remix chain (root, or the post itself) of their `recent_likes` newest likes, and the
     `followed_pool_size` newest posts published by followed authors (not excluded) at
-    `followed_pool_at`, merged from each author's own newest as in `following_cards`.
+    `followed_pool_at`, at most `followed_pool_per_author` of each author (the author's newest,
+    from their partial index, as in `following_cards`).
 
     One statement and one round trip: the pool comes back as one array per column."""
     newest_in_order = "ORDER BY pool.published_at DESC, pool.id DESC"
@@ -326,7 +332,7 @@ def feed_viewer(
                 SELECT p.id, p.published_at FROM social_post p
                 WHERE p.author_id = followed.id AND p.status = 'published' AND p.published_at <= %(at)s
                 ORDER BY p.published_at DESC, p.id DESC
-                LIMIT %(pool_size)s
+                LIMIT %(per_author)s
             ) recent
             WHERE followed.id <> %(viewer)s AND followed.id NOT IN (SELECT * FROM excluded)
             ORDER BY recent.published_at DESC, recent.id DESC
@@ -344,6 +350,7 @@ def feed_viewer(
         "recent_likes": recent_likes,
         "at": followed_pool_at or datetime.now(UTC),
         "pool_size": followed_pool_size if followed_pool_at is not None else 0,
+        "per_author": followed_pool_per_author if followed_pool_at is not None else 0,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
