@@ -162,3 +162,31 @@ def test_candidate_queries_and_the_shared_pool_exclude_the_same_authors(crowd, m
     from_pool, _ = _candidates_from_pool(viewer, pool, viewer_facts)
     expected = {p.pk for p in posts if p.author_id == authors[0].pk}
     assert {row[0] for row in from_query} == {row[0] for row in from_pool} == expected
+
+
+def test_feeds_render_a_post_exactly_as_its_own_endpoint_does(make_user, make_post):
+    """Feeds read posts with hand-written SQL; every field must match the ORM path of /posts/{id}."""
+    import uuid
+
+    viewer, author = make_user("reader"), make_user("writer")
+    follow_user(follower=viewer, followee=author)
+    source = make_post(author)
+    post = make_post(
+        author,
+        caption="ünïcode caption",
+        cameo_refs=[{"id": 7, "owner_username": "someone"}],
+        ip_refs=[{"id": 3, "name": "Lighthouse Cat", "rights_holder": {"id": "2", "name": "Studio"}}],
+        content_id=uuid.uuid4(),
+        provider="reelforge",
+        remix_of=source,
+        remix_allowed=False,
+    )
+    like_post(user=viewer, post=post)
+    client = client_for(viewer)
+    detail = client.get(f"/api/v1/posts/{post.pk}").json()
+    for tab in ("following", "for_you"):
+        items = client.get(f"/api/v1/feed?tab={tab}").json()["results"]
+        assert next(item for item in items if item["id"] == str(post.pk)) == detail, tab
+    assert detail["liked_by_me"] is True and detail["remix_of"] == str(source.pk)
+    assert detail["cameos"] == [{"id": "7", "owner_username": "someone"}]
+    assert detail["published_at"].endswith("Z") and detail["video_url"].startswith("http://")
