@@ -137,7 +137,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(kind: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen:
+def start_server(kind: str, port: int, workers: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
     env = {**os.environ, **env}
     env.update(DEBUG="0", ALLOWED_HOSTS="127.0.0.1,localhost", LOG_LEVEL="WARNING")
     env.setdefault("SECRET_KEY", "feed-load-benchmark-secret-key-not-for-production-use")
@@ -164,7 +164,7 @@ def start_server(kind: str, port: int, workers: int, env: dict[str, str]) -> sub
             "127.0.0.1", "--port", str(port), "--http", "httptools", "--loop", "uvloop",
             "--no-access-log", "--lifespan", "off", "--log-level", "warning",
         ]  # fmt: skip
-    log = open(Path(tempfile.gettempdir()) / f"feed_load_{kind}_{port}.log", "w")  # noqa: SIM115
+    log = open(log_path, "w")  # noqa: SIM115 - lives as long as the server
     server = subprocess.Popen(command, env=env, cwd=BASE_DIR, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -208,6 +208,30 @@ def run_wrk(url: str, tokens: list[str], scenario: str, seconds: float) -> Resul
     raise SystemExit(f"wrk printed no result:\n{output}")
 
 
+def server_durations_ms(log_path: Path, start: int) -> tuple[list[float], int]:
+    """The `duration_ms` of the request log lines the server wrote from byte `start` on (the time
+    from the first middleware to the response, without the time spent queued), and the end offset."""
+    durations = []
+    with log_path.open("rb") as log:
+        log.seek(start)
+        data = log.read()
+    for line in data.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("logger") == "request" and "duration_ms" in entry:
+            durations.append(float(entry["duration_ms"]))
+    return durations, start + len(data)
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -224,30 +248,41 @@ def main() -> None:
     with ExitStack() as stack:
         server_env = start_django(stack, "/tmp/social-bench")
         tokens = bench_tokens(CONNECTIONS)
+        log_path = None
         if args.url:
             url, label = args.url.rstrip("/"), args.url
         else:
             port = free_port()
-            server = start_server(args.server, port, args.workers, server_env)
+            log_path = Path(tempfile.gettempdir()) / f"feed_load_{args.server}_{port}.log"
+            server = start_server(args.server, port, args.workers, server_env, log_path)
             stack.callback(stop_server, server)
             url, label = f"http://127.0.0.1:{port}", f"{args.server}, {args.workers} workers"
         host = urlsplit(url)
-        results = {}
+        results, in_server = {}, {}
         for scenario in args.scenarios.split(","):
             if args.warmup:
                 run_wrk(url, tokens, scenario, args.warmup)
+            offset = log_path.stat().st_size if log_path else 0
             results[scenario] = run_wrk(url, tokens, scenario, args.seconds)
+            if log_path:
+                in_server[scenario], _ = server_durations_ms(log_path, offset)
     baseline = results.get("me")
     print(
         f"server: {label} on {host.hostname}; wrk, {CONNECTIONS} connections; {args.seconds:g} s per scenario; "
         f"{os.cpu_count()} cores"
     )
-    print(f"{'scenario':10s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-200':>8s} {'vs me':>6s}")
+    print("p50/p99: at the client (wrk); in server: as the request log timed it, without queueing")
+    print(
+        f"{'scenario':10s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-200':>8s} {'vs me':>6s} "
+        f"{'in server p50':>14s} {'p99':>6s}"
+    )
     for scenario, result in results.items():
         ratio = result.rate / baseline.rate if baseline else float("nan")
+        durations = in_server.get(scenario, [])
         print(
             f"{scenario:10s} {result.rate:8.0f} {result.p50_us / 1000:8.1f} {result.p99_us / 1000:8.1f} "
-            f"{result.non_200 + result.socket_errors:8d} {ratio:6.2f}"
+            f"{result.non_200 + result.socket_errors:8d} {ratio:6.2f} "
+            f"{percentile(durations, 0.5):14.1f} {percentile(durations, 0.99):6.1f}"
         )
 
 

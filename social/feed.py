@@ -29,16 +29,17 @@ authors' newest posts comes in one statement (`social.selectors.feed_viewer`).
 The cursor is signed and carries T and the ids already served in this chain: posts published
 after T never enter the chain, and served posts are excluded from every later page, so no post
 appears twice however the counters move between pages; every candidate is served eventually, in
-rank order. The ranked list is cached per chain (Redis, 15 min) so later pages cost one cache read
-and one statement; on a miss it is recomputed from queries, and the served ids still rule out
-repeats. A chain ends after FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client then
+rank order. The ranked list is cached per chain (Redis, 15 min, and the last few hundred in the
+server process) so later pages cost at most one cache read and one statement; on a miss it is
+recomputed from queries, and the served ids still rule out repeats. A chain ends after FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client then
 starts a new chain.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -228,6 +229,47 @@ def _candidates_from_pool(
     return rows, len(pool) >= RECENT_POOL
 
 
+class RecentRankings:
+    """The rankings this process computed or read most recently, in front of the shared cache: a
+    client's next page usually reaches the same server process over its kept-alive connection, and
+    a chain's ranking never changes, so the page needs no cache round trip. Bounded (LRU)."""
+
+    def __init__(self, capacity: int = 512):
+        self.capacity = capacity
+        self._rankings: OrderedDict[str, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            value = self._rankings.get(key)
+            if value is not None:
+                self._rankings.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: tuple) -> None:
+        with self._lock:
+            self._rankings[key] = value
+            self._rankings.move_to_end(key)
+            while len(self._rankings) > self.capacity:
+                self._rankings.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rankings.clear()
+
+
+recent_rankings = RecentRankings()
+
+
+def _cached_ranking(key: str):
+    value = recent_rankings.get(key)
+    if value is None:
+        value = cache.get(key)
+        if value is not None:
+            recent_rankings.put(key, value)
+    return value
+
+
 def _ranking_cache_key(viewer_id: int, snapshot: datetime) -> str:
     return f"feed:for_you:{viewer_id}:{snapshot.isoformat()}"
 
@@ -241,7 +283,7 @@ def _ranked_candidates(
     cache_key = _ranking_cache_key(viewer.pk, snapshot)
     first_page = pool is not None and not served
     # A chain's first page has a new snapshot, so its ranking cannot be cached yet.
-    cached = None if first_page else cache.get(cache_key)
+    cached = None if first_page else _cached_ranking(cache_key)
     if cached is not None:
         ranked, may_have_more = cached
         remaining = [entry for entry in ranked if entry[0] not in served]
@@ -261,6 +303,7 @@ def _ranked_candidates(
         candidates, may_have_more = _candidates(viewer, snapshot, served, viewer_facts.followed_author_ids)
     ranked = rank(candidates, affinity=affinity, snapshot=snapshot)
     cache.set(cache_key, (ranked, may_have_more), RANKING_CACHE_SECONDS)
+    recent_rankings.put(cache_key, (ranked, may_have_more))
     return ranked, may_have_more
 
 

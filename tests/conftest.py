@@ -5,7 +5,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from social.feed import forget_recent_pool
+from social.feed import forget_recent_pool, recent_rankings
 from social.services import register_user
 
 _usernames = itertools.count(1)
@@ -15,7 +15,9 @@ PASSWORD = "a-Strong-passw0rd!"
 @pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
-    forget_recent_pool()  # the for_you pool is kept in the process, outside the cache
+    # The for_you pool and recent rankings are kept in the process, outside the cache.
+    forget_recent_pool()
+    recent_rankings.clear()
     yield
 
 
