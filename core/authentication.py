@@ -48,7 +48,7 @@ class CheckedTokens:
     a client sends the same token with every request for its lifetime, and verifying it again cost
     a tenth of a feed request. Bounded; when full it starts over."""
 
-    def __init__(self, capacity: int = 20_000):
+    def __init__(self, capacity: int = 10_000):
         self.capacity = capacity
         self._tokens: dict[bytes, tuple[object, float]] = {}
 
