@@ -122,5 +122,12 @@ def _attribute(row: Any, key: str) -> Any:
     return value
 
 
+def request_page(request, queryset: QuerySet, *, keys: Sequence[str]) -> Page:
+    """`keyset_page` at the request's `?cursor=` with its `?limit=`: what every list endpoint reads."""
+    return keyset_page(
+        queryset, keys=keys, cursor=request.query_params.get("cursor"), limit=read_limit(request.query_params)
+    )
+
+
 def page_response_data(page: Page, serialized: list[Any]) -> dict[str, Any]:
     return {"results": serialized, "next_cursor": page.next_cursor}

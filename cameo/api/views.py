@@ -7,15 +7,9 @@ from rest_framework.views import APIView
 from cameo import selectors, services
 from cameo.api import serializers as s
 from core.api.schema import CURSOR_PAGE_PARAMETERS
-from core.pagination import keyset_page, page_response_data, read_limit
-from social.api.serializers import PostPageSerializer, PostSerializer
+from core.pagination import page_response_data, request_page
+from social.api.serializers import PostPageSerializer, post_page_data
 from social.selectors import get_active_user_or_404
-
-
-def _page(request, queryset, keys):
-    return keyset_page(
-        queryset, keys=keys, cursor=request.query_params.get("cursor"), limit=read_limit(request.query_params)
-    )
 
 
 class CameoListCreateView(APIView):
@@ -23,7 +17,7 @@ class CameoListCreateView(APIView):
 
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CameoPageSerializer})
     def get(self, request):
-        page = _page(request, selectors.owned_cameos(owner=request.user), ["created_at", "id"])
+        page = request_page(request, selectors.owned_cameos(owner=request.user), keys=["created_at", "id"])
         return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
 
     @extend_schema(request=s.CameoCreateSerializer, responses={202: s.CameoSerializer})
@@ -59,7 +53,7 @@ class CameoDetailView(APIView):
 class CameoUsableView(APIView):
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CameoPageSerializer})
     def get(self, request):
-        page = _page(request, selectors.usable_cameos(user=request.user), ["created_at", "id"])
+        page = request_page(request, selectors.usable_cameos(user=request.user), keys=["created_at", "id"])
         return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
 
 
@@ -83,7 +77,7 @@ class CameoRequestsView(APIView):
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CameoRequestPageSerializer})
     def get(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
-        page = _page(request, selectors.requests_for(cameo=cameo), ["created_at", "id"])
+        page = request_page(request, selectors.requests_for(cameo=cameo), keys=["created_at", "id"])
         return Response(page_response_data(page, s.CameoRequestSerializer(page.items, many=True).data))
 
     @extend_schema(request=s.CameoRequestCreateSerializer, responses={202: s.CameoRequestSerializer})
@@ -100,14 +94,13 @@ class CameoAppearancesView(APIView):
     def get(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
         posts = selectors.appearance_posts(cameo=cameo, viewer=request.user)
-        page = _page(request, posts, ["created_at", "id"])
-        data = PostSerializer(page.items, many=True, context={"request": request}).data
-        return Response(page_response_data(page, data))
+        page = request_page(request, posts, keys=["created_at", "id"])
+        return Response(post_page_data(page, request))
 
 
 class CameoAuditView(APIView):
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.AuditPageSerializer})
     def get(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
-        page = _page(request, selectors.audit_of(cameo=cameo), ["at", "id"])
+        page = request_page(request, selectors.audit_of(cameo=cameo), keys=["at", "id"])
         return Response(page_response_data(page, s.AuditEntrySerializer(page.items, many=True).data))

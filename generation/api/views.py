@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.schema import CURSOR_PAGE_PARAMETERS
-from core.pagination import keyset_page, page_response_data, read_limit
+from core.pagination import page_response_data, request_page
 from core.serializers import ErrorSerializer
 from generation import selectors, services
 from generation.api import serializers as s
@@ -40,12 +40,7 @@ class GenerationsView(APIView):
         responses={200: s.GenerationPageSerializer},
     )
     def get(self, request):
-        page = keyset_page(
-            selectors.generations_of(user=request.user),
-            keys=["created_at", "id"],
-            cursor=request.query_params.get("cursor"),
-            limit=read_limit(request.query_params),
-        )
+        page = request_page(request, selectors.generations_of(user=request.user), keys=["created_at", "id"])
         return Response(page_response_data(page, s.GenerationSerializer(page.items, many=True).data))
 
 

@@ -14,10 +14,10 @@ from rest_framework.views import APIView
 
 from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import ApiError
-from core.pagination import keyset_page, page_response_data, read_limit
+from core.pagination import page_response_data, request_page
 from remix import ledger, selectors, services
 from remix.api import serializers as s
-from social.api.serializers import PostPageSerializer, PostSerializer
+from social.api.serializers import PostPageSerializer, post_page_data
 from social.selectors import get_visible_post
 
 PERIOD_PARAMS = [
@@ -172,12 +172,7 @@ class IpListCreateView(APIView):
         auth=[],
     )
     def get(self, request):
-        page = keyset_page(
-            selectors.ip_catalogue(q=request.query_params.get("q")),
-            keys=["id"],
-            cursor=request.query_params.get("cursor"),
-            limit=read_limit(request.query_params),
-        )
+        page = request_page(request, selectors.ip_catalogue(q=request.query_params.get("q")), keys=["id"])
         return Response(page_response_data(page, s.IpSerializer(page.items, many=True).data))
 
     @extend_schema(request=s.IpCreateSerializer, responses={201: s.IpSerializer})
@@ -212,11 +207,8 @@ class IpUsageView(APIView):
         operation_id="ip_usage_list",
     )
     def get(self, request, ip_id: str):
-        page = keyset_page(
-            selectors.ip_usage(viewer=request.user, ip_id=ip_id),
-            keys=["created_at", "id"],
-            cursor=request.query_params.get("cursor"),
-            limit=read_limit(request.query_params),
+        page = request_page(
+            request, selectors.ip_usage(viewer=request.user, ip_id=ip_id), keys=["created_at", "id"]
         )
         return Response(page_response_data(page, s.IpUsageSerializer(page.items, many=True).data))
 
@@ -277,14 +269,10 @@ class PostRemixesView(APIView):
     )
     def get(self, request, post_id: str):
         post = get_visible_post(viewer=request.user, post_id=post_id)
-        page = keyset_page(
-            selectors.remixes_of(viewer=request.user, post=post),
-            keys=["created_at", "id"],
-            cursor=request.query_params.get("cursor"),
-            limit=read_limit(request.query_params),
+        page = request_page(
+            request, selectors.remixes_of(viewer=request.user, post=post), keys=["created_at", "id"]
         )
-        serialized = PostSerializer(page.items, many=True, context={"request": request}).data
-        return Response(page_response_data(page, serialized))
+        return Response(post_page_data(page, request))
 
 
 class PostLineageView(APIView):

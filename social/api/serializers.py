@@ -4,6 +4,7 @@ from django.utils import timezone
 from django.utils.encoding import filepath_to_uri
 from rest_framework import serializers
 
+from core.pagination import Page, page_response_data
 from core.serializers import IdField, StrictSerializer
 from social.models import Post
 from social.selectors import PostCard
@@ -231,6 +232,11 @@ class PostSerializer(serializers.Serializer):
         if viewer is None or not viewer.is_authenticated:
             return False
         return post.likes.filter(user_id=viewer.pk).exists()
+
+
+def post_page_data(page: Page, request) -> dict:
+    """A page of posts as every list of posts answers: `{"results": [...], "next_cursor": ...}`."""
+    return page_response_data(page, PostSerializer(page.items, many=True, context={"request": request}).data)
 
 
 class PostPageSerializer(serializers.Serializer):

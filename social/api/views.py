@@ -10,7 +10,7 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, Toke
 
 from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import ApiError
-from core.pagination import keyset_page, page_response_data, read_limit
+from core.pagination import page_response_data, read_limit, request_page
 from social import feed, selectors, services
 from social.api import serializers as s
 from social.api.throttles import AuthRateThrottle
@@ -100,11 +100,6 @@ class MeView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _posts_page(request, page):
-    serialized = s.PostSerializer(page.items, many=True, context={"request": request}).data
-    return Response(page_response_data(page, serialized))
-
-
 class UserDetailView(APIView):
     @extend_schema(responses={200: s.UserProfileSerializer})
     def get(self, request, username: str):
@@ -129,13 +124,8 @@ class UserPostsView(APIView):
             raise ApiError(details={"status": ["Must be published, draft or removed."]})
         posts = selectors.user_posts(viewer=request.user, author=author, status=status_filter)
         keys = ["published_at", "id"] if status_filter == PostStatus.PUBLISHED else ["created_at", "id"]
-        page = keyset_page(
-            posts,
-            keys=keys,
-            cursor=request.query_params.get("cursor"),
-            limit=read_limit(request.query_params),
-        )
-        return _posts_page(request, page)
+        page = request_page(request, posts, keys=keys)
+        return Response(s.post_page_data(page, request))
 
 
 class FollowView(APIView):
@@ -186,7 +176,7 @@ class FeedView(APIView):
             page = feed.for_you_page(viewer=request.user, cursor=cursor, limit=limit)
         else:
             raise ApiError(details={"tab": ["Must be for_you or following."]})
-        return _posts_page(request, page)
+        return Response(s.post_page_data(page, request))
 
 
 class PostDetailView(APIView):
@@ -242,12 +232,7 @@ class PostCommentsView(APIView):
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CommentPageSerializer})
     def get(self, request, post_id: str):
         post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
-        page = keyset_page(
-            selectors.post_comments(viewer=request.user, post=post),
-            keys=["id"],
-            cursor=request.query_params.get("cursor"),
-            limit=read_limit(request.query_params),
-        )
+        page = request_page(request, selectors.post_comments(viewer=request.user, post=post), keys=["id"])
         return Response(page_response_data(page, s.CommentSerializer(page.items, many=True).data))
 
     @extend_schema(request=s.CommentCreateSerializer, responses={201: s.CommentSerializer})
@@ -288,11 +273,8 @@ class NotificationsView(APIView):
     )
     def get(self, request):
         unread_only = request.query_params.get("unread", "").lower() in ("1", "true", "yes")
-        page = keyset_page(
-            selectors.notifications_for(user=request.user, unread_only=unread_only),
-            keys=["id"],
-            cursor=request.query_params.get("cursor"),
-            limit=read_limit(request.query_params),
+        page = request_page(
+            request, selectors.notifications_for(user=request.user, unread_only=unread_only), keys=["id"]
         )
         return Response(page_response_data(page, [services.notification_payload(n) for n in page.items]))
 
