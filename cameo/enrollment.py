@@ -73,6 +73,13 @@ class UndecodableVideo(Exception):
     pass
 
 
+class VideoTooLong(UndecodableVideo):
+    """Found while decoding a video whose header gave no duration."""
+
+
+MAX_FRAME_RATE = 60
+
+
 def sample_frames(path: Path, count: int) -> list[np.ndarray]:
     """`count` frames spread evenly over the video, RGB, the long side at most ANALYSIS_LONG_SIDE."""
     try:
@@ -85,18 +92,27 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
             duration = duration_seconds(container, stream)
             targets = [duration * (index + 0.5) / count for index in range(count)] if duration > 0 else []
             frames: list[np.ndarray] = []
-            decoded: list[av.VideoFrame] = []
-            for frame in container.decode(stream):
+            # Without a duration in the header (WebM from browsers) the frames are counted while
+            # decoding: every `stride`-th is kept, downscaled, and the stride doubles whenever
+            # 4 x count are kept, so memory stays small; a video longer than allowed is refused.
+            decoded: list[np.ndarray] = []
+            stride, max_frames = 1, int(settings.CAMEO_VIDEO_MAX_SECONDS * MAX_FRAME_RATE)
+            for index, frame in enumerate(container.decode(stream)):
                 if targets:
                     if frame.time is not None and frame.time >= targets[len(frames)]:
                         frames.append(_to_array(frame))
                         if len(frames) == len(targets):
                             break
-                else:
-                    decoded.append(frame)
+                    continue
+                if index >= max_frames:
+                    raise VideoTooLong(f"more than {max_frames} frames")
+                if index % stride == 0:
+                    decoded.append(_to_array(frame))
+                    if len(decoded) >= 4 * count:
+                        decoded, stride = decoded[::2], stride * 2
             if not targets:
                 picks = np.linspace(0, len(decoded) - 1, num=min(count, len(decoded))).astype(int)
-                frames = [_to_array(decoded[index]) for index in picks] if decoded else []
+                frames = [decoded[index] for index in picks] if decoded else []
     except (av.FFmpegError, ValueError, IndexError, OSError, StopIteration) as exc:
         raise UndecodableVideo(str(exc)) from exc
     if not frames:

@@ -140,6 +140,11 @@ def enroll(*, cameo_id: int) -> Cameo | None:
                 target.write(chunk)
         try:
             frames = enrollment.sample_frames(local, settings.CAMEO_SAMPLE_FRAMES)
+        except enrollment.VideoTooLong:
+            measurements = {"too_long": True, "max_s": settings.CAMEO_VIDEO_MAX_SECONDS}
+            return _reject(
+                cameo_id=cameo.pk, reason=RejectionReason.UNSUPPORTED_MEDIA, measurements=measurements
+            )
         except enrollment.UndecodableVideo:
             return _reject(cameo_id=cameo.pk, reason=RejectionReason.UNSUPPORTED_MEDIA, measurements={})
     analysis = enrollment.analyse_frames(frames, encoder)

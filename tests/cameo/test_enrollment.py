@@ -174,3 +174,19 @@ def test_enrollment_runs_through_a_real_worker(make_user):
                 break
             time.sleep(0.2)
     assert client.get(f"/api/v1/cameos/{cameo_id}").json()["status"] == "active"
+
+
+def test_a_video_without_a_duration_is_sampled_in_little_memory_and_bounded(tmp_path, monkeypatch, settings):
+    """Browser WebM carries no duration: frames are counted while decoding instead."""
+    from cameo import enrollment
+
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(clip("enrollment_clip"))
+    with_duration = enrollment.sample_frames(path, 4)
+    monkeypatch.setattr(enrollment, "duration_seconds", lambda container, stream: 0.0)
+    without_duration = enrollment.sample_frames(path, 4)
+    assert len(without_duration) == len(with_duration) == 4
+    assert without_duration[0].shape == with_duration[0].shape
+    settings.CAMEO_VIDEO_MAX_SECONDS = 0.1
+    with pytest.raises(enrollment.VideoTooLong):
+        enrollment.sample_frames(path, 4)
