@@ -4,7 +4,8 @@ from rest_framework import serializers
 
 
 class StrictSerializer(serializers.Serializer):
-    """A serializer that refuses fields it does not know, instead of silently dropping them."""
+    """A serializer that refuses fields it does not know, instead of silently dropping them, and a
+    number or boolean where text is expected (DRF's CharField would turn `5` into `"5"`)."""
 
     def to_internal_value(self, data):
         if hasattr(data, "keys"):
@@ -12,6 +13,21 @@ class StrictSerializer(serializers.Serializer):
             unknown = sorted(str(key) for key in data if key not in known)
             if unknown:
                 raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+            not_text = {
+                name: ["Must be a string."]
+                for name, field in self.fields.items()
+                if isinstance(field, serializers.CharField)
+                and name in data
+                and isinstance(data[name], int | float | bool)
+            }
+            if not_text:
+                # Reported together with whatever else is wrong with the body.
+                try:
+                    super().to_internal_value(data)
+                except serializers.ValidationError as exc:
+                    others = exc.detail if isinstance(exc.detail, dict) else {}
+                    raise serializers.ValidationError({**others, **not_text}) from exc
+                raise serializers.ValidationError(not_text)
         return super().to_internal_value(data)
 
 

@@ -128,3 +128,11 @@ def test_every_response_has_a_request_id(api):
     response = api.get("/api/v1/health", HTTP_X_REQUEST_ID="abc-123")
     assert response["X-Request-ID"] == "abc-123"
     assert len(api.get("/api/v1/health")["X-Request-ID"]) == 32
+
+
+def test_a_number_where_text_is_expected_is_400(auth_client):
+    response = auth_client.post(
+        "/api/v1/generations", {"prompt": 5, "duration_s": 2, "aspect_ratio": "9:16"}, format="json"
+    )
+    error = assert_error(response, 400, "invalid")
+    assert error["details"]["prompt"] == ["Must be a string."]
