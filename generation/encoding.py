@@ -54,8 +54,11 @@ def encode_mp4(
         return Path(target.name).read_bytes()
 
 
-def decode_mp4(data: bytes | io.IOBase, *, max_frames: int = 2000) -> DecodedVideo:
-    """Frames and container tags; raises `av.error.FFmpegError` (or ValueError) for what is not a video."""
+def decode_mp4(
+    data: bytes | io.IOBase, *, max_frames: int = 2000, max_pixels: int | None = None
+) -> DecodedVideo:
+    """Frames and container tags; raises `av.error.FFmpegError` (or ValueError) for what is not a video.
+    Decoding stops at `max_frames` frames or once the frames hold `max_pixels` pixels."""
     source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     with av.open(source, mode="r") as container:
         if not container.streams.video:
@@ -64,9 +67,11 @@ def decode_mp4(data: bytes | io.IOBase, *, max_frames: int = 2000) -> DecodedVid
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.base_rate or 0)
         frames = []
+        pixels = 0
         for frame in container.decode(stream):
             frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) >= max_frames:
+            pixels += frame.width * frame.height
+            if len(frames) >= max_frames or (max_pixels is not None and pixels >= max_pixels):
                 break
     if not frames:
         raise ValueError("no frames")

@@ -55,10 +55,15 @@ class Verification:
     metadata_found: bool
 
 
+VERIFY_MAX_PIXELS = 200_000_000
+
+
 def read_labels(data: bytes) -> Verification:
     """The AIGC metadata and the watermark of an MP4; the watermark wins when they disagree,
     because metadata is trivially rewritten and the mark is not."""
-    video = encoding.decode_mp4(data, max_frames=600)
+    # The watermark is voted across frames; 600 of them, or as many as make 200M pixels (about 96
+    # at 1080p, 0.6 GB as RGB), bound what a verification may hold in memory.
+    video = encoding.decode_mp4(data, max_frames=600, max_pixels=VERIFY_MAX_PIXELS)
     label = labels.read_aigc_metadata(video.metadata)
     reading = watermark.read(video.frames)
     content_id = reading.content_id

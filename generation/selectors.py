@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import av
 from django.conf import settings
 from django.db.models import QuerySet
 
 from core.errors import Forbidden, NotFound, TooLarge, UnsupportedMedia
 from generation.models import Generation, Provenance
 from social.models import Post, User
+from social.selectors import visible_posts
 
 
 def generations_of(*, user: User) -> QuerySet[Generation]:
@@ -36,21 +38,25 @@ def post_for_content_id(content_id: uuid.UUID | None) -> Post | None:
     return Post.objects.filter(content_id=content_id).only("pk", "content_id").first()
 
 
-def verify_upload(upload) -> dict:
-    """What an uploaded file carries of our labels, and the post it came from (413 when larger
-    than GENERATION_VERIFY_MAX_BYTES, 415 when it is not a video the decoder reads)."""
+def verify_upload(upload, *, viewer) -> dict:
+    """What an uploaded file carries of our labels, and whether it was made here (413 when larger
+    than GENERATION_VERIFY_MAX_BYTES, 415 when it is not a video the decoder reads). The post it
+    came from is named only to a viewer who may see that post (a draft's stays private)."""
     from generation.provenance import read_labels
 
     if upload.size > settings.GENERATION_VERIFY_MAX_BYTES:
         raise TooLarge(f"Files up to {settings.GENERATION_VERIFY_MAX_BYTES} bytes can be verified.")
     try:
         result = read_labels(upload.read())
-    except Exception as exc:  # noqa: BLE001 - whatever the decoder rejects is not a video we read
+    except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
         raise UnsupportedMedia("The file is not a video this service can read.") from exc
     post = post_for_content_id(result.content_id)
+    shown = (
+        post is not None and visible_posts(viewer=viewer, annotate_viewer=False).filter(pk=post.pk).exists()
+    )
     return {
         "generated_here": post is not None,
-        "post_id": None if post is None else str(post.pk),
+        "post_id": str(post.pk) if shown else None,
         "content_id": None if result.content_id is None else str(result.content_id),
         "label": result.label,
         "watermark_found": result.watermark_found,

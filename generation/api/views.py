@@ -82,5 +82,5 @@ class ProvenanceVerifyView(APIView):
     def post(self, request):
         data = s.VerifyRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = selectors.verify_upload(data.validated_data["file"])
+        result = selectors.verify_upload(data.validated_data["file"], viewer=request.user)
         return Response(s.VerifyResultSerializer(result).data)

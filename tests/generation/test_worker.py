@@ -133,18 +133,25 @@ def test_provenance_is_for_the_author_only_and_verify_names_the_post(user, make_
     assert stranger.get(f"/api/v1/posts/{job.post_id}/provenance").status_code == 404
 
     data = Post.objects.get(pk=job.post_id).video.open("rb").read()
-    verified = stranger.post(
+    verified = author.post(
         "/api/v1/provenance/verify",
         {"file": SimpleUploadedFile("x.mp4", data, "video/mp4")},
         format="multipart",
     ).json()
     assert verified["generated_here"] is True and verified["post_id"] == str(job.post_id)
     assert verified["content_id"] == str(job.content_id) and verified["label"]["Label"] == "1"
+    # The post is still a draft: someone who may not see it learns it was made here, not which.
+    by_stranger = stranger.post(
+        "/api/v1/provenance/verify",
+        {"file": SimpleUploadedFile("x.mp4", data, "video/mp4")},
+        format="multipart",
+    ).json()
+    assert by_stranger["generated_here"] is True and by_stranger["post_id"] is None
 
     # Metadata stripped by a re-encode at a lower bitrate: the watermark still names the post.
     frames = encoding.decode_mp4(data).frames
     stripped = encoding.encode_mp4(frames, fps=8, bit_rate=int(len(data) * 8 / 5 * 0.75))
-    again = stranger.post(
+    again = author.post(
         "/api/v1/provenance/verify",
         {"file": SimpleUploadedFile("y.mp4", stripped, "video/mp4")},
         format="multipart",
