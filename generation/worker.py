@@ -106,9 +106,19 @@ class _Progress:
         if step < total and now - self.last < self.REPORT_EVERY_S:
             return
         self.last = now
-        status = services.report_progress(job_id=self.job_id, progress=RENDER_SHARE * step / total)
-        if status != GenerationStatus.RUNNING:
-            raise RenderCancelled(f"The job is {status}.")
+        beat(self.job_id, RENDER_SHARE * step / total)
+
+
+def beat(job_id: int, progress: float) -> None:
+    """A heartbeat with progress; stops the job (RenderCancelled) when it was cancelled or blocked,
+    or handed to another worker by the reaper, meanwhile."""
+    status = services.report_progress(job_id=job_id, progress=progress)
+    if status != GenerationStatus.RUNNING:
+        raise RenderCancelled(f"The job is {status}.")
+
+
+def _finishing(share: float) -> float:
+    return RENDER_SHARE + (1 - RENDER_SHARE) * share
 
 
 def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
@@ -131,6 +141,9 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
         timings["prepare_s"], clock = time.perf_counter() - clock, time.perf_counter()
         frames = renderer.generate(request, _Progress(job_id))
         timings["render_s"], clock = time.perf_counter() - clock, time.perf_counter()
+        # The stages after rendering beat too: without it the reaper would take a long finish for a
+        # dead worker and queue the job again.
+        beat(job_id, _finishing(0.0))
         intruders = unconsented_faces(frames, job)
         if intruders:
             return services.end_generation(
@@ -139,13 +152,16 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
                 code="unconsented_likeness",
                 message="The video shows the face of a cameo that is not part of this job.",
             )
+        beat(job_id, _finishing(0.3))
         clip = finish_frames(frames, job)
+        beat(job_id, _finishing(0.6))
         metadata = {
             labels.AIGC_KEY: labels.aigc_metadata(
                 content_id=str(job.content_id), producer=settings.GENERATION_PROVIDER
             )
         }
         data = encoding.encode_mp4(clip, fps=settings.GENERATION_FPS, metadata=metadata)
+        beat(job_id, _finishing(0.9))
         timings["finish_s"], clock = time.perf_counter() - clock, time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"{job.content_id}.mp4"
