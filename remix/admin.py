@@ -74,6 +74,13 @@ class IpAdminForm(forms.ModelForm):
                 revenue_share_bps=policy.revenue_share_bps,
             )
 
+    def clean_rights_holder(self):
+        holder = self.cleaned_data["rights_holder"]
+        if holder is not None and not holder.verified:
+            # The same rule as remix.services._create_ip, shown on the form.
+            raise forms.ValidationError("Verify the rights holder before registering its IP.")
+        return holder
+
     def policy(self) -> dict:
         data = self.cleaned_data
         return {

@@ -77,6 +77,13 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def is_public_ip(ip: IntellectualProperty) -> bool:
+    """Opted-in IP of a verified rights holder is public (the rule `ip_catalogue` filters by)."""
+    return bool(
+        ip.rights_holder.verified and ip.current_policy and ip.current_policy.status == PolicyStatus.OPTED_IN
+    )
+
+
 def get_ip_for_viewer(*, viewer: User | None, ip_id) -> tuple[IntellectualProperty, str | None]:
     """An IP and the viewer's role in its rights holder. Opted-in IP of verified holders is public;
     anything else is visible to members only (404 to the rest)."""
@@ -85,10 +92,7 @@ def get_ip_for_viewer(*, viewer: User | None, ip_id) -> tuple[IntellectualProper
     except IntellectualProperty.DoesNotExist:
         raise NotFound("No such IP.") from None
     role = member_role(user=viewer, rights_holder_id=ip.rights_holder_id) if viewer else None
-    public = (
-        ip.rights_holder.verified and ip.current_policy and ip.current_policy.status == PolicyStatus.OPTED_IN
-    )
-    if not public and role is None and not (viewer and viewer.is_staff):
+    if not is_public_ip(ip) and role is None and not (viewer and viewer.is_staff):
         raise NotFound("No such IP.")
     return ip, role
 

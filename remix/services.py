@@ -19,7 +19,7 @@ from remix.models import (
     RightsHolder,
     RightsHolderMember,
 )
-from remix.selectors import get_rights_holder, member_role, parse_id
+from remix.selectors import get_rights_holder, is_public_ip, member_role, parse_id
 from social.models import Post, PostStatus, User
 
 POLICY_FIELDS = ("status", "allow_cameos", "disallowed_themes", "revenue_share_bps")
@@ -151,9 +151,17 @@ def register_ip(
     nobody can claim a character before staff have checked who they are."""
     holder = get_rights_holder(rights_holder_id=rights_holder_id)
     _require_role(user=actor, rights_holder=holder, admin=True)
+    return _create_ip(
+        holder=holder, actor=actor, name=name, aliases=aliases, description=description, policy=policy or {}
+    )
+
+
+def _create_ip(
+    *, holder: RightsHolder, actor: User, name: str, aliases: Sequence[str], description: str, policy: dict
+) -> IntellectualProperty:
+    """The one way an IP comes to exist (the API and the Django admin): the holder must be verified."""
     if not holder.verified:
         raise Forbidden("The rights holder is not verified yet.", code="rights_holder_unverified")
-    policy = policy or {}
     embedding = embed_description(description)
     with transaction.atomic():
         ip = IntellectualProperty.objects.create(
@@ -201,7 +209,7 @@ def update_ip(
             raise NotFound("No such IP.") from None
         if actor is not None and not as_staff:
             role = member_role(user=actor, rights_holder_id=ip.rights_holder_id)
-            if role is None and ip.current_policy.status != PolicyStatus.OPTED_IN:
+            if role is None and not is_public_ip(ip):
                 raise NotFound("No such IP.")
             if role != MemberRole.ADMIN:
                 raise Forbidden("Only admins of its rights holder may change an IP.")
@@ -263,18 +271,14 @@ def save_ip_from_admin(*, actor: User, ip: IntellectualProperty, policy: dict) -
     """The Django admin's save: staff act for the rights holder. A new IP gets policy version 1;
     an existing one goes through `update_ip`, so a changed policy is a new version there too."""
     if ip.pk is None:
-        with transaction.atomic():
-            ip.aliases = _clean_aliases(ip.aliases)
-            ip.description_embedding = embed_description(ip.description)
-            ip.save()
-            ip.current_policy = IpPolicy.objects.create(
-                ip=ip,
-                version=1,
-                created_by=actor,
-                **{**policy, "disallowed_themes": _clean_themes(policy["disallowed_themes"])},
-            )
-            ip.save(update_fields=["current_policy"])
-        return ip
+        return _create_ip(
+            holder=ip.rights_holder,
+            actor=actor,
+            name=ip.name,
+            aliases=ip.aliases,
+            description=ip.description,
+            policy=policy,
+        )
     return update_ip(
         actor=actor,
         as_staff=True,
