@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -47,15 +48,21 @@ local tokens = {%(tokens)s}
 local base_path = "%(path)s"
 local follow_cursor = %(follow_cursor)s
 local pages_per_chain = %(pages)d
+local stagger = %(stagger)s
 local next_thread = 0
 
 function setup(thread)
   next_thread = next_thread + 1
   thread:set("token", tokens[(next_thread - 1) %% #tokens + 1])
+  -- Independent people are at different pages at any moment: client i's first chain is i pages
+  -- shorter (mod pages_per_chain), so that first and later pages are spread evenly over time.
+  -- Started together, every client would ask for a first page at the same moment, chain after
+  -- chain, as a closed loop keeps them in step (--lockstep measures that).
+  thread:set("first_chain_offset", stagger and (next_thread - 1) %% pages_per_chain or 0)
 end
 
 local cursor = nil
-local pages = 0
+local pages = nil
 
 local function escape(text)
   return (text:gsub("[^%%w%%-_.~]", function(c) return string.format("%%%%%%02X", string.byte(c)) end))
@@ -69,7 +76,7 @@ end
 
 function response(status, headers, body)
   if not follow_cursor then return end
-  pages = pages + 1
+  pages = (pages or first_chain_offset) + 1
   local next_cursor = status == 200 and body:match('"next_cursor":%%s*"([^"]+)"') or nil
   if next_cursor and pages < pages_per_chain then
     cursor = next_cursor
@@ -186,13 +193,16 @@ def stop_server(server: subprocess.Popen) -> None:
         os.killpg(server.pid, signal.SIGKILL)
 
 
-def run_wrk(url: str, tokens: list[str], scenario: str, seconds: float) -> Result:
+def run_wrk(
+    url: str, tokens: list[str], scenario: str, seconds: float, pages_per_chain: int, stagger: bool = True
+) -> Result:
     path, follow_cursor = SCENARIOS[scenario]
     script = WRK_SCRIPT % {
         "tokens": ", ".join(json.dumps(token) for token in tokens),
         "path": path,
         "follow_cursor": "true" if follow_cursor else "false",
-        "pages": PAGES_PER_CHAIN,
+        "pages": pages_per_chain,
+        "stagger": "true" if stagger else "false",
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script_file:
         script_file.write(script)
@@ -225,6 +235,44 @@ def server_durations_ms(log_path: Path, start: int) -> tuple[list[float], int]:
     return durations, start + len(data)
 
 
+CPU_KINDS = ("server", "postgres", "redis", "wrk", "other")
+
+
+def cpu_seconds_by_kind(server_group: int | None) -> dict[str, float]:
+    """CPU seconds (user + system) each kind of process on this machine has used so far: the server
+    (its process group), PostgreSQL, Redis, wrk and everything else. Read from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(CPU_KINDS, 0.0)
+    # wrk runs and exits between two readings: its time is counted among this script's finished
+    # children (the server, also a child, is reaped only at the end).
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used["wrk"] = children.ru_utime + children.ru_stime
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # utime + stime, and cutime + cstime: the time of children it reaped (PostgreSQL's
+        # backends end with their connection and are reaped by the postmaster).
+        own, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+        # This script's reaped children are the wrk runs, counted above.
+        seconds = (own + (reaped if int(entry) != os.getpid() else 0)) / ticks
+        if server_group is not None and int(fields[2]) == server_group:
+            kind = "server"
+        elif name.startswith("postgres"):
+            kind = "postgres"
+        elif name.startswith("redis"):
+            kind = "redis"
+        else:
+            kind = "other"
+        used[kind] += seconds
+    return used
+
+
 def percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
@@ -242,13 +290,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--scenarios", default="me,following,for_you")
+    parser.add_argument(
+        "--pages-per-chain", type=int, default=PAGES_PER_CHAIN, help="pages a client reads before a new chain"
+    )
+    parser.add_argument(
+        "--lockstep", action="store_true", help="every client starts its first chain at the same moment"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     with ExitStack() as stack:
         server_env = start_django(stack, "/tmp/social-bench")
         tokens = bench_tokens(CONNECTIONS)
-        log_path = None
+        log_path, server_group = None, None
         if args.url:
             url, label = args.url.rstrip("/"), args.url
         else:
@@ -256,14 +310,23 @@ def main() -> None:
             log_path = Path(tempfile.gettempdir()) / f"feed_load_{args.server}_{port}.log"
             server = start_server(args.server, port, args.workers, server_env, log_path)
             stack.callback(stop_server, server)
+            server_group = server.pid
             url, label = f"http://127.0.0.1:{port}", f"{args.server}, {args.workers} workers"
         host = urlsplit(url)
-        results, in_server = {}, {}
+        results, in_server, cpu_ms = {}, {}, {}
         for scenario in args.scenarios.split(","):
             if args.warmup:
-                run_wrk(url, tokens, scenario, args.warmup)
+                run_wrk(url, tokens, scenario, args.warmup, args.pages_per_chain, not args.lockstep)
             offset = log_path.stat().st_size if log_path else 0
-            results[scenario] = run_wrk(url, tokens, scenario, args.seconds)
+            cpu_before = cpu_seconds_by_kind(server_group)
+            results[scenario] = run_wrk(
+                url, tokens, scenario, args.seconds, args.pages_per_chain, not args.lockstep
+            )
+            cpu_after = cpu_seconds_by_kind(server_group)
+            cpu_ms[scenario] = {
+                kind: (cpu_after[kind] - cpu_before[kind]) * 1000 / max(1, results[scenario].requests)
+                for kind in CPU_KINDS
+            }
             if log_path:
                 in_server[scenario], _ = server_durations_ms(log_path, offset)
     baseline = results.get("me")
@@ -283,6 +346,14 @@ def main() -> None:
             f"{scenario:10s} {result.rate:8.0f} {result.p50_us / 1000:8.1f} {result.p99_us / 1000:8.1f} "
             f"{result.non_200 + result.socket_errors:8d} {ratio:6.2f} "
             f"{percentile(durations, 0.5):14.1f} {percentile(durations, 0.99):6.1f}"
+        )
+    print("CPU ms per request, by process:")
+    print(f"{'scenario':10s} " + " ".join(f"{kind:>8s}" for kind in CPU_KINDS) + f" {'total':>8s}")
+    for scenario, used in cpu_ms.items():
+        print(
+            f"{scenario:10s} "
+            + " ".join(f"{used[kind]:8.2f}" for kind in CPU_KINDS)
+            + f" {sum(used.values()):8.2f}"
         )
 
 
