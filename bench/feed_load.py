@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,8 +51,11 @@ local pages_per_chain = %(pages)d
 local stagger = %(stagger)s
 local next_thread = 0
 
+local threads = {}
+
 function setup(thread)
   next_thread = next_thread + 1
+  threads[next_thread] = thread
   thread:set("token", tokens[(next_thread - 1) %% #tokens + 1])
   -- Independent people are at different pages at any moment: client i's first chain is i pages
   -- shorter (mod pages_per_chain), so that first and later pages are spread evenly over time.
@@ -64,17 +67,34 @@ end
 local cursor = nil
 local pages = nil
 
+-- Every request's latency, from the moment wrk asks for it to its complete response (wrk's own
+-- percentiles add synthetic samples for requests an open-loop client would have sent meanwhile).
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } feed_load_timespec;
+int clock_gettime(int clock, feed_load_timespec *now);
+]]
+local clock_now = ffi.new("feed_load_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, clock_now)  -- CLOCK_MONOTONIC
+  return tonumber(clock_now.tv_sec) * 1000000 + tonumber(clock_now.tv_nsec) / 1000
+end
+latencies = {}
+local sent_at = 0
+
 local function escape(text)
   return (text:gsub("[^%%w%%-_.~]", function(c) return string.format("%%%%%%02X", string.byte(c)) end))
 end
 
 function request()
+  sent_at = now_us()
   local path = base_path
   if cursor then path = path .. "&cursor=" .. escape(cursor) end
   return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
 end
 
 function response(status, headers, body)
+  latencies[#latencies + 1] = math.floor(now_us() - sent_at)
   if not follow_cursor then return end
   pages = (pages or first_chain_offset) + 1
   local next_cursor = status == 200 and body:match('"next_cursor":%%s*"([^"]+)"') or nil
@@ -87,11 +107,14 @@ end
 
 function done(summary, latency, requests)
   local errors = summary.errors
+  local out = io.open("%(latency_file)s", "w")
+  for _, thread in ipairs(threads) do
+    for _, value in ipairs(thread:get("latencies")) do out:write(value, "\\n") end
+  end
+  out:close()
   io.write(string.format(
-    'RESULT {"requests": %%d, "duration_us": %%d, "non_200": %%d, "socket_errors": %%d, ' ..
-    '"p50_us": %%d, "p99_us": %%d, "mean_us": %%.1f}\\n',
-    summary.requests, summary.duration, errors.status, errors.connect + errors.read + errors.write + errors.timeout,
-    latency:percentile(50), latency:percentile(99), latency.mean))
+    'RESULT {"requests": %%d, "duration_us": %%d, "non_200": %%d, "socket_errors": %%d}\\n',
+    summary.requests, summary.duration, errors.status, errors.connect + errors.read + errors.write + errors.timeout))
 end
 """
 
@@ -104,17 +127,22 @@ SCENARIOS = {
 
 @dataclass
 class Result:
-    requests: int
-    duration_us: int
-    non_200: int
-    socket_errors: int
-    p50_us: int
-    p99_us: int
-    mean_us: float
+    requests: int = 0
+    duration_us: int = 0
+    non_200: int = 0
+    socket_errors: int = 0
+    latencies_us: list[int] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
         return self.requests / (self.duration_us / 1e6)
+
+    def add(self, other: Result) -> None:
+        self.requests += other.requests
+        self.duration_us += other.duration_us
+        self.non_200 += other.non_200
+        self.socket_errors += other.socket_errors
+        self.latencies_us += other.latencies_us
 
 
 def bench_tokens(count: int) -> list[str]:
@@ -197,14 +225,18 @@ def run_wrk(
     url: str, tokens: list[str], scenario: str, seconds: float, pages_per_chain: int, stagger: bool = True
 ) -> Result:
     path, follow_cursor = SCENARIOS[scenario]
-    script = WRK_SCRIPT % {
-        "tokens": ", ".join(json.dumps(token) for token in tokens),
-        "path": path,
-        "follow_cursor": "true" if follow_cursor else "false",
-        "pages": pages_per_chain,
-        "stagger": "true" if stagger else "false",
-    }
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script_file:
+    with (
+        tempfile.NamedTemporaryFile("w", suffix=".lua") as script_file,
+        tempfile.NamedTemporaryFile("r", suffix=".txt") as latency_file,
+    ):
+        script = WRK_SCRIPT % {
+            "tokens": ", ".join(json.dumps(token) for token in tokens),
+            "path": path,
+            "follow_cursor": "true" if follow_cursor else "false",
+            "pages": pages_per_chain,
+            "stagger": "true" if stagger else "false",
+            "latency_file": latency_file.name,
+        }
         script_file.write(script)
         script_file.flush()
         command = [
@@ -212,9 +244,10 @@ def run_wrk(
             "-s", script_file.name, url,
         ]  # fmt: skip
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        latencies = [int(line) for line in Path(latency_file.name).read_text().split()]
     for line in output.splitlines():
         if line.startswith("RESULT "):
-            return Result(**json.loads(line.removeprefix("RESULT ")))
+            return Result(**json.loads(line.removeprefix("RESULT ")), latencies_us=latencies)
     raise SystemExit(f"wrk printed no result:\n{output}")
 
 
@@ -288,7 +321,8 @@ def main() -> None:
     parser.add_argument("--url", help="an already running server, e.g. http://127.0.0.1:8101")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of each scenario before measuring")
+    parser.add_argument("--rounds", type=int, default=4, help="turns the scenarios take, --seconds in all")
     parser.add_argument("--scenarios", default="me,following,for_you")
     parser.add_argument(
         "--pages-per-chain", type=int, default=PAGES_PER_CHAIN, help="pages a client reads before a new chain"
@@ -313,28 +347,40 @@ def main() -> None:
             server_group = server.pid
             url, label = f"http://127.0.0.1:{port}", f"{args.server}, {args.workers} workers"
         host = urlsplit(url)
-        results, in_server, cpu_ms = {}, {}, {}
-        for scenario in args.scenarios.split(","):
-            if args.warmup:
+        scenarios = args.scenarios.split(",")
+        results = {scenario: Result() for scenario in scenarios}
+        in_server: dict[str, list[float]] = {scenario: [] for scenario in scenarios}
+        cpu_used = {scenario: dict.fromkeys(CPU_KINDS, 0.0) for scenario in scenarios}
+        if args.warmup:
+            for scenario in scenarios:
                 run_wrk(url, tokens, scenario, args.warmup, args.pages_per_chain, not args.lockstep)
-            offset = log_path.stat().st_size if log_path else 0
-            cpu_before = cpu_seconds_by_kind(server_group)
-            results[scenario] = run_wrk(
-                url, tokens, scenario, args.seconds, args.pages_per_chain, not args.lockstep
-            )
-            cpu_after = cpu_seconds_by_kind(server_group)
-            cpu_ms[scenario] = {
-                kind: (cpu_after[kind] - cpu_before[kind]) * 1000 / max(1, results[scenario].requests)
-                for kind in CPU_KINDS
+        # The scenarios take turns in short rounds, so that a change in the machine's speed over the
+        # run (seen here: 20-30% from one minute to the next) weighs on each of them alike.
+        for _round in range(args.rounds):
+            for scenario in scenarios:
+                offset = log_path.stat().st_size if log_path else 0
+                cpu_before = cpu_seconds_by_kind(server_group)
+                result = run_wrk(
+                    url, tokens, scenario, args.seconds / args.rounds, args.pages_per_chain, not args.lockstep
+                )
+                cpu_after = cpu_seconds_by_kind(server_group)
+                results[scenario].add(result)
+                for kind in CPU_KINDS:
+                    cpu_used[scenario][kind] += cpu_after[kind] - cpu_before[kind]
+                if log_path:
+                    in_server[scenario] += server_durations_ms(log_path, offset)[0]
+        cpu_ms = {
+            scenario: {
+                kind: seconds * 1000 / max(1, results[scenario].requests) for kind, seconds in used.items()
             }
-            if log_path:
-                in_server[scenario], _ = server_durations_ms(log_path, offset)
+            for scenario, used in cpu_used.items()
+        }
     baseline = results.get("me")
     print(
-        f"server: {label} on {host.hostname}; wrk, {CONNECTIONS} connections; {args.seconds:g} s per scenario; "
-        f"{os.cpu_count()} cores"
+        f"server: {label} on {host.hostname}; wrk, {CONNECTIONS} connections; {args.seconds:g} s per scenario "
+        f"in {args.rounds} rounds; {os.cpu_count()} cores"
     )
-    print("p50/p99: at the client (wrk); in server: as the request log timed it, without queueing")
+    print("p50/p99: every request at the client; in server: as the request log timed it, without queueing")
     print(
         f"{'scenario':10s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-200':>8s} {'vs me':>6s} "
         f"{'in server p50':>14s} {'p99':>6s}"
@@ -343,7 +389,8 @@ def main() -> None:
         ratio = result.rate / baseline.rate if baseline else float("nan")
         durations = in_server.get(scenario, [])
         print(
-            f"{scenario:10s} {result.rate:8.0f} {result.p50_us / 1000:8.1f} {result.p99_us / 1000:8.1f} "
+            f"{scenario:10s} {result.rate:8.0f} {percentile(result.latencies_us, 0.5) / 1000:8.1f} "
+            f"{percentile(result.latencies_us, 0.99) / 1000:8.1f} "
             f"{result.non_200 + result.socket_errors:8d} {ratio:6.2f} "
             f"{percentile(durations, 0.5):14.1f} {percentile(durations, 0.99):6.1f}"
         )

@@ -228,10 +228,19 @@ def seed(posts: int, seed_value: int) -> dict[str, float]:
         copy_rows(
             cursor,
             "social_like",
-            ["id", "user_id", "post_id", "created_at"],
+            ["id", "user_id", "post_id", "created_at", "post_author_id", "post_root_id"],
             (
-                f"{first_like + i}\t{first_user + u}\t{first_post + p}\t{joined}"
-                for i, (u, p) in enumerate(like_pairs.tolist())
+                f"{first_like + i}\t{first_user + u}\t{first_post + p}\t{joined}\t{first_user + author}\t"
+                f"{first_post + (root if root >= 0 else p)}"
+                for i, (u, p, author, root) in enumerate(
+                    zip(
+                        like_pairs[:, 0].tolist(),
+                        like_pairs[:, 1].tolist(),
+                        authors[like_pairs[:, 1]].tolist(),
+                        roots[like_pairs[:, 1]].tolist(),
+                        strict=True,
+                    )
+                )
             ),
         )
         timings["likes"] = time.perf_counter() - started

@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import ApiError
@@ -71,18 +72,12 @@ RECENT_LIKES = 200
 HALF_LIFE_HOURS = 24.0
 
 
-@dataclass(frozen=True)
-class ViewerAffinity:
-    followed_author_ids: frozenset[int]
-    liked_posts_by_author: dict[int, int]
-    liked_root_ids: frozenset[int]
-
-
-# A candidate is a row of these columns; `published_at` in seconds since the epoch.
+# A candidate is read as these columns; `chain_root` is the post's remix chain (its root, or the
+# post itself when it is no remix); `published_at` is turned into seconds since the epoch.
 CANDIDATE_FIELDS = (
     "pk",
     "author_id",
-    "root_id",
+    "chain_root",
     "published_at",
     "like_count",
     "comment_count",
@@ -92,75 +87,178 @@ CANDIDATE_FIELDS = (
 )
 
 
-def rank(candidates: list[tuple], *, affinity: ViewerAffinity, snapshot: datetime) -> list[tuple[int, int]]:
-    """(post_id, author_id) of the candidates by descending score (the module's formula, computed
-    for all candidates at once), the newer post first on equal scores."""
-    if not candidates:
-        return []
-    post_ids, author_ids, root_ids, published, likes, comments, remixes, views, remix_allowed = zip(
-        *candidates, strict=True
-    )
-    post_ids_array = np.array(post_ids, dtype=np.int64)
-    author_ids_array = np.array(author_ids, dtype=np.int64)
-    # A post that is no remix is its own chain's root. (Set lookups: np.isin sorts, and costs more
-    # than these few hundred lookups.)
-    in_liked_chain = np.array(
-        [
-            (post if root is None else root) in affinity.liked_root_ids
-            for post, root in zip(post_ids, root_ids, strict=True)
-        ]
-    )
-    by_followed = np.array([author in affinity.followed_author_ids for author in author_ids])
-    likes_array = np.array(likes, dtype=np.float64)
-    comments_array = np.array(comments, dtype=np.float64)
-    remixes_array = np.array(remixes, dtype=np.float64)
-    age_hours = np.maximum(0.0, (snapshot.timestamp() - np.array(published, dtype=np.float64)) / 3600)
-    freshness = 0.5 ** (age_hours / HALF_LIFE_HOURS)
-    engagement = (likes_array + 2 * comments_array + 3 * remixes_array + 1) / (
-        np.array(views, dtype=np.float64) + 10
-    )
-    liked_by_author = np.array([affinity.liked_posts_by_author.get(author, 0) for author in author_ids])
+def member_of(values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """For each value, whether it is among `members` (as numpy's isin, which costs several times
+    more on arrays of a few hundred: it is built for large ones)."""
+    if not len(members):
+        return np.zeros(len(values), dtype=bool)
+    ordered = np.sort(members)
+    index = np.searchsorted(ordered, values)
+    index[index == len(ordered)] = 0
+    return ordered[index] == values
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """for_you candidates as equal-length numpy columns, with the part of each score that does not
+    depend on the viewer (freshness * engagement * remixability at the chain's snapshot) computed
+    once: the shared pool is scored once per process and pool period, not once per viewer."""
+
+    post_ids: np.ndarray
+    author_ids: np.ndarray
+    root_ids: np.ndarray
+    base_scores: np.ndarray
+
+    @classmethod
+    def from_columns(cls, columns, *, snapshot: datetime) -> Candidates:
+        """From CANDIDATE_FIELDS columns (sequences of equal length; `published_at` as epoch
+        seconds or datetimes)."""
+        post_ids, author_ids, root_ids, published, likes, comments, remixes, views, remix_allowed = columns
+        if len(post_ids) and isinstance(published[0], datetime):
+            published = [moment.timestamp() for moment in published]
+        published = np.asarray(published, dtype=np.float64)
+        likes, comments, remixes, views = (
+            np.asarray(column, dtype=np.float64) for column in (likes, comments, remixes, views)
+        )
+        age_hours = np.maximum(0.0, (snapshot.timestamp() - published) / 3600)
+        freshness = 0.5 ** (age_hours / HALF_LIFE_HOURS)
+        engagement = (likes + 2 * comments + 3 * remixes + 1) / (views + 10)
+        remixability = 1.0 + 0.2 * np.asarray(remix_allowed, dtype=bool) + 0.1 * np.log1p(remixes)
+        return cls(
+            np.asarray(post_ids, dtype=np.int64),
+            np.asarray(author_ids, dtype=np.int64),
+            np.asarray(root_ids, dtype=np.int64),
+            freshness * engagement * remixability,
+        )
+
+    @classmethod
+    def from_rows(cls, rows, *, snapshot: datetime) -> Candidates:
+        rows = list(rows)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(CANDIDATE_FIELDS)
+        return cls.from_columns(columns, snapshot=snapshot)
+
+    def __len__(self) -> int:
+        return len(self.post_ids)
+
+    def take(self, selection) -> Candidates:
+        """The candidates a boolean mask or an index array selects, in its order."""
+        return Candidates(
+            self.post_ids[selection],
+            self.author_ids[selection],
+            self.root_ids[selection],
+            self.base_scores[selection],
+        )
+
+    def followed_by(self, other: Candidates) -> Candidates:
+        return Candidates(
+            *(
+                np.concatenate((mine, theirs))
+                for mine, theirs in (
+                    (self.post_ids, other.post_ids),
+                    (self.author_ids, other.author_ids),
+                    (self.root_ids, other.root_ids),
+                    (self.base_scores, other.base_scores),
+                )
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ViewerAffinity:
+    followed_author_ids: np.ndarray
+    # Authors of the viewer's recent likes (sorted, distinct) and how many of those posts each wrote.
+    liked_author_ids: np.ndarray
+    liked_posts_per_author: np.ndarray
+    liked_root_ids: np.ndarray
+
+    def liked_posts_by(self, author_ids: np.ndarray) -> np.ndarray:
+        if not len(self.liked_author_ids):
+            return np.zeros(len(author_ids), dtype=np.int64)
+        index = np.minimum(np.searchsorted(self.liked_author_ids, author_ids), len(self.liked_author_ids) - 1)
+        return np.where(self.liked_author_ids[index] == author_ids, self.liked_posts_per_author[index], 0)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A chain's candidates in rank order, and whether older posts remain beyond them (cached per
+    chain: two arrays, cheap to keep in the process and to send to the shared cache)."""
+
+    post_ids: np.ndarray
+    author_ids: np.ndarray
+    may_have_more: bool
+
+    def __len__(self) -> int:
+        return len(self.post_ids)
+
+    def without(self, served: set[int]) -> Ranking:
+        if not served:
+            return self
+        keep = ~member_of(self.post_ids, np.fromiter(served, dtype=np.int64, count=len(served)))
+        return Ranking(self.post_ids[keep], self.author_ids[keep], self.may_have_more)
+
+
+def rank(candidates: Candidates, *, affinity: ViewerAffinity, may_have_more: bool) -> Ranking:
+    """The candidates by descending score (the module's formula: the viewer's affinity times the
+    base score), the newer post (higher id) first on equal scores."""
+    by_followed = member_of(candidates.author_ids, affinity.followed_author_ids)
+    liked_by_author = affinity.liked_posts_by(candidates.author_ids)
+    in_liked_chain = member_of(candidates.root_ids, affinity.liked_root_ids)
     author_affinity = (
         1.0 + 1.0 * by_followed + 0.5 * np.minimum(liked_by_author, 5) / 5 + 0.5 * in_liked_chain
     )
-    remixability = 1.0 + 0.2 * np.array(remix_allowed, dtype=bool) + 0.1 * np.log1p(remixes_array)
-    scores = freshness * engagement * author_affinity * remixability
-    order = np.lexsort((post_ids_array, scores))[::-1]
-    return list(zip(post_ids_array[order].tolist(), author_ids_array[order].tolist(), strict=True))
+    scores = candidates.base_scores * author_affinity
+    order = np.lexsort((candidates.post_ids, scores))[::-1]
+    return Ranking(candidates.post_ids[order], candidates.author_ids[order], may_have_more)
 
 
 def spread_authors(
-    ranked: list[tuple[int, int]], *, limit: int, previous_author_id: int | None
+    post_ids: list[int], author_ids: list[int], *, limit: int, previous_author_id: int | None
 ) -> list[tuple[int, int]]:
-    """Takes `limit` (post_id, author_id) in rank order, skipping ahead when the next one repeats
-    the last author while another author is left."""
-    remaining = list(ranked)
+    """(post_id, author_id) of `limit` posts taken in rank order, skipping ahead when the next one
+    repeats the last author while another author is left (the author last served on the previous
+    page counts as the last one)."""
     chosen: list[tuple[int, int]] = []
+    # Positions passed over because they repeated the last author, in rank order; all of them rank
+    # above `position`, so the first one of another author is the next pick.
+    passed_over: list[int] = []
     last_author = previous_author_id
-    while remaining and len(chosen) < limit:
-        index = next((i for i, (_post, author) in enumerate(remaining) if author != last_author), 0)
-        picked = remaining.pop(index)
-        chosen.append(picked)
-        last_author = picked[1]
+    position, count = 0, len(post_ids)
+    while len(chosen) < limit:
+        earlier = next((i for i, index in enumerate(passed_over) if author_ids[index] != last_author), None)
+        if earlier is not None:
+            index = passed_over.pop(earlier)
+        else:
+            while position < count and author_ids[position] == last_author:
+                passed_over.append(position)
+                position += 1
+            if position < count:
+                index, position = position, position + 1
+            elif passed_over:
+                index = passed_over.pop(0)  # only the last author is left
+            else:
+                break
+        chosen.append((post_ids[index], author_ids[index]))
+        last_author = author_ids[index]
     return chosen
 
 
 def _affinity(viewer_facts: FeedViewer) -> ViewerAffinity:
+    liked_authors, liked_counts = np.unique(
+        np.asarray(viewer_facts.recent_liked_author_ids, dtype=np.int64), return_counts=True
+    )
     return ViewerAffinity(
-        frozenset(viewer_facts.followed_author_ids),
-        dict(Counter(viewer_facts.recent_liked_author_ids)),
-        frozenset(viewer_facts.recent_liked_root_ids),
+        np.asarray(viewer_facts.followed_author_ids, dtype=np.int64),
+        liked_authors,
+        liked_counts,
+        np.asarray(viewer_facts.recent_liked_root_ids, dtype=np.int64),
     )
 
 
-def _with_epoch_seconds(rows) -> list[tuple]:
-    """Candidate rows read with `published_at` as a datetime, with it in epoch seconds instead."""
-    return [row[:3] + (row[3].timestamp(),) + row[4:] for row in rows]
+def _candidate_rows(queryset):
+    return queryset.annotate(chain_root=Coalesce("root_id", "id")).values_list(*CANDIDATE_FIELDS)
 
 
-def _candidates(
-    viewer: User, snapshot: datetime, served: set[int], followed: list[int]
-) -> tuple[list[tuple], bool]:
+def _candidates(viewer: User, snapshot: datetime, served: set[int], followed) -> tuple[Candidates, bool]:
     eligible = (
         Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot)
         .exclude(author_id=viewer.pk)
@@ -170,39 +268,38 @@ def _candidates(
         eligible = eligible.exclude(pk__in=served)
     # Both pools are index range scans; UNION (not `pk IN (...)`) keeps the planner off a full scan.
     # (Only a lost cached ranking comes here; its followed pool has no per-author cap.)
-    newest = eligible.order_by("-published_at", "-pk").values_list(*CANDIDATE_FIELDS)[:RECENT_POOL]
+    newest = _candidate_rows(eligible.order_by("-published_at", "-pk"))[:RECENT_POOL]
     rows = newest
-    if followed:
-        from_followed = (
-            eligible.filter(author_id__in=followed)
-            .order_by("-published_at", "-pk")
-            .values_list(*CANDIDATE_FIELDS)[:FOLLOWED_POOL]
-        )
+    if len(followed):
+        from_followed = _candidate_rows(
+            eligible.filter(author_id__in=list(followed)).order_by("-published_at", "-pk")
+        )[:FOLLOWED_POOL]
         rows = newest.union(from_followed)
-    candidates = _with_epoch_seconds(rows)
+    candidates = Candidates.from_rows(rows, snapshot=snapshot)
     # A full recent pool means older posts remain for later pages.
     may_have_more = len(candidates) >= RECENT_POOL
     return candidates, may_have_more
 
 
-_recent_pool: tuple[float, datetime, list[tuple]] | None = None
+_recent_pool: tuple[float, datetime, Candidates] | None = None
 
 
-def recent_pool() -> tuple[datetime, list[tuple]]:
-    """(T, the SHARED_POOL newest published posts at T as CANDIDATE_FIELDS rows), shared by all
-    viewers served by this process for RECENT_POOL_SECONDS."""
+def recent_pool() -> tuple[datetime, Candidates]:
+    """(T, the SHARED_POOL newest published posts at T, scored at T), shared by all viewers served
+    by this process for RECENT_POOL_SECONDS."""
     global _recent_pool
     cached = _recent_pool
     if cached is not None and cached[0] > time.monotonic():
         return cached[1], cached[2]
     snapshot = timezone.now()
-    rows = _with_epoch_seconds(
-        Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot)
-        .order_by("-published_at", "-pk")
-        .values_list(*CANDIDATE_FIELDS)[:SHARED_POOL]
-    )
-    _recent_pool = (time.monotonic() + RECENT_POOL_SECONDS, snapshot, rows)
-    return snapshot, rows
+    rows = _candidate_rows(
+        Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot).order_by(
+            "-published_at", "-pk"
+        )
+    )[:SHARED_POOL]
+    pool = Candidates.from_rows(rows, snapshot=snapshot)
+    _recent_pool = (time.monotonic() + RECENT_POOL_SECONDS, snapshot, pool)
+    return snapshot, pool
 
 
 def forget_recent_pool() -> None:
@@ -220,13 +317,14 @@ def excluded_author_ids(viewer_id: int):
 
 
 def _candidates_from_pool(
-    viewer: User, pool: list[tuple], viewer_facts: FeedViewer
-) -> tuple[list[tuple], bool]:
-    excluded = viewer_facts.excluded_author_ids | {viewer.pk}
-    rows = [row for row in pool if row[1] not in excluded][:RECENT_POOL]
-    seen = {row[0] for row in rows}
-    rows += [row for row in viewer_facts.followed_pool if row[0] not in seen]
-    return rows, len(pool) >= RECENT_POOL
+    viewer: User, pool: Candidates, viewer_facts: FeedViewer, snapshot: datetime
+) -> tuple[Candidates, bool]:
+    excluded = [*viewer_facts.excluded_author_ids, viewer.pk]
+    allowed = np.flatnonzero(~member_of(pool.author_ids, np.asarray(excluded, dtype=np.int64)))
+    recent = pool.take(allowed[:RECENT_POOL])
+    followed = Candidates.from_columns(viewer_facts.followed_pool, snapshot=snapshot)
+    followed = followed.take(~member_of(followed.post_ids, recent.post_ids))
+    return recent.followed_by(followed), len(pool) >= RECENT_POOL
 
 
 class RecentRankings:
@@ -236,17 +334,17 @@ class RecentRankings:
 
     def __init__(self, capacity: int = 512):
         self.capacity = capacity
-        self._rankings: OrderedDict[str, tuple] = OrderedDict()
+        self._rankings: OrderedDict[str, Ranking] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str):
+    def get(self, key: str) -> Ranking | None:
         with self._lock:
             value = self._rankings.get(key)
             if value is not None:
                 self._rankings.move_to_end(key)
             return value
 
-    def put(self, key: str, value: tuple) -> None:
+    def put(self, key: str, value: Ranking) -> None:
         with self._lock:
             self._rankings[key] = value
             self._rankings.move_to_end(key)
@@ -261,34 +359,34 @@ class RecentRankings:
 recent_rankings = RecentRankings()
 
 
-def _cached_ranking(key: str):
+def _cached_ranking(key: str) -> Ranking | None:
     value = recent_rankings.get(key)
     if value is None:
         value = cache.get(key)
-        if value is not None:
-            recent_rankings.put(key, value)
+        if not isinstance(value, Ranking):
+            return None
+        recent_rankings.put(key, value)
     return value
 
 
 def _ranking_cache_key(viewer_id: int, snapshot: datetime) -> str:
-    return f"feed:for_you:{viewer_id}:{snapshot.isoformat()}"
+    return f"feed:for_you:ranking:{viewer_id}:{snapshot.isoformat()}"
 
 
 def _ranked_candidates(
-    viewer: User, snapshot: datetime, served: set[int], pool: list[tuple] | None = None
-) -> tuple[list[tuple[int, int]], bool]:
-    """(post_id, author_id) in rank order, not yet served; cached per chain so that later pages skip
-    the candidate and affinity queries. A cache miss recomputes; the cursor's served ids keep the
-    chain free of repeats either way."""
+    viewer: User, snapshot: datetime, served: set[int], pool: Candidates | None = None
+) -> Ranking:
+    """The chain's candidates in rank order, not yet served; cached per chain so that later pages
+    skip the candidate and affinity queries. A cache miss recomputes; the cursor's served ids keep
+    the chain free of repeats either way."""
     cache_key = _ranking_cache_key(viewer.pk, snapshot)
     first_page = pool is not None and not served
     # A chain's first page has a new snapshot, so its ranking cannot be cached yet.
     cached = None if first_page else _cached_ranking(cache_key)
     if cached is not None:
-        ranked, may_have_more = cached
-        remaining = [entry for entry in ranked if entry[0] not in served]
-        if remaining or not may_have_more:
-            return remaining, may_have_more
+        remaining = cached.without(served)
+        if len(remaining) or not remaining.may_have_more:
+            return remaining
     viewer_facts = feed_viewer(
         viewer=viewer,
         recent_likes=RECENT_LIKES,
@@ -296,15 +394,14 @@ def _ranked_candidates(
         followed_pool_size=FOLLOWED_POOL,
         followed_pool_per_author=FOLLOWED_POOL_PER_AUTHOR,
     )
-    affinity = _affinity(viewer_facts)
     if first_page:
-        candidates, may_have_more = _candidates_from_pool(viewer, pool, viewer_facts)
+        candidates, may_have_more = _candidates_from_pool(viewer, pool, viewer_facts, snapshot)
     else:
         candidates, may_have_more = _candidates(viewer, snapshot, served, viewer_facts.followed_author_ids)
-    ranked = rank(candidates, affinity=affinity, snapshot=snapshot)
-    cache.set(cache_key, (ranked, may_have_more), RANKING_CACHE_SECONDS)
-    recent_rankings.put(cache_key, (ranked, may_have_more))
-    return ranked, may_have_more
+    ranking = rank(candidates, affinity=_affinity(viewer_facts), may_have_more=may_have_more)
+    cache.set(cache_key, ranking, RANKING_CACHE_SECONDS)
+    recent_rankings.put(cache_key, ranking)
+    return ranking
 
 
 def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
@@ -319,13 +416,18 @@ def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
             previous_author = state.get("a")
         except (KeyError, TypeError, ValueError) as exc:
             raise ApiError("The cursor is not valid.", details={"cursor": ["Invalid cursor."]}) from exc
-    ranked, may_have_more = _ranked_candidates(viewer, snapshot, set(served), pool)
-    chosen = spread_authors(ranked, limit=limit, previous_author_id=previous_author)
+    ranking = _ranked_candidates(viewer, snapshot, set(served), pool)
+    chosen = spread_authors(
+        ranking.post_ids.tolist(),
+        ranking.author_ids.tolist(),
+        limit=limit,
+        previous_author_id=previous_author,
+    )
     page_ids = [post_id for post_id, _author in chosen]
     # Blocks and reports made since the chain started apply at once.
     items = published_cards(viewer=viewer, post_ids=page_ids)
     served_now = served + page_ids
-    has_more = (len(ranked) > len(chosen) or may_have_more) and len(
+    has_more = (len(ranking) > len(chosen) or ranking.may_have_more) and len(
         served_now
     ) < settings.FEED_CHAIN_MAX_POSTS
     next_cursor = None

@@ -279,15 +279,15 @@ class FeedViewer:
     excluded_author_ids: frozenset[int]
     recent_liked_author_ids: list[int]
     recent_liked_root_ids: list[int]
-    # Candidate rows (CANDIDATE_FIELDS of social.feed, published_at in epoch seconds) of the
-    # followed authors' newest posts.
-    followed_pool: list[tuple]
+    # The followed authors' newest posts as columns (CANDIDATE_FIELDS of social.feed, published_at
+    # in epoch seconds), newest first.
+    followed_pool: list[list]
 
 
 # The columns of a for_you candidate, in the order of social.feed.CANDIDATE_FIELDS.
 _CANDIDATE_COLUMNS = (
-    "id", "author_id", "root_id", "published_at", "like_count", "comment_count", "remix_count",
-    "view_count", "remix_allowed",
+    "pool.id", "pool.author_id", "COALESCE(pool.root_id, pool.id)", "extract(epoch FROM pool.published_at)::float8",
+    "pool.like_count", "pool.comment_count", "pool.remix_count", "pool.view_count", "pool.remix_allowed",
 )  # fmt: skip
 
 
@@ -306,12 +306,9 @@ def feed_viewer(
     from their partial index, as in `following_cards`).
 
     One statement and one round trip: the pool comes back as one array per column."""
-    newest_in_order = "ORDER BY pool.published_at DESC, pool.id DESC"
     # Epoch seconds: an array of numbers is read far faster than one of timestamps.
     pool_arrays = ", ".join(
-        f"array_agg({'extract(epoch FROM pool.published_at)::float8' if column == 'published_at' else f'pool.{column}'}"
-        f" {newest_in_order})"
-        for column in _CANDIDATE_COLUMNS
+        f"array_agg({column} ORDER BY pool.published_at DESC, pool.id DESC)" for column in _CANDIDATE_COLUMNS
     )
     sql = f"""
         WITH followed AS (
@@ -319,8 +316,8 @@ def feed_viewer(
         ),
         excluded AS ({_EXCLUDED_AUTHORS}),
         liked AS (
-            SELECT p.author_id, COALESCE(p.root_id, p.id) AS root_id
-            FROM social_like l JOIN social_post p ON p.id = l.post_id
+            SELECT l.post_author_id AS author_id, l.post_root_id AS root_id
+            FROM social_like l
             WHERE l.user_id = %(viewer)s
             ORDER BY l.created_at DESC
             LIMIT %(recent_likes)s
@@ -355,7 +352,7 @@ def feed_viewer(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         followed, excluded, liked_authors, liked_roots, *pool_columns = cursor.fetchone()
-    pool = list(zip(*pool_columns, strict=True)) if pool_columns[0] else []
+    pool = [column or [] for column in pool_columns]
     return FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots, pool)
 
 

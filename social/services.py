@@ -348,7 +348,9 @@ def like_post(*, user: User, post: Post) -> bool:
     with transaction.atomic():
         try:
             with transaction.atomic():
-                Like.objects.create(user=user, post=post)
+                Like.objects.create(
+                    user=user, post=post, post_author_id=post.author_id, post_root_id=post.root_id or post.pk
+                )
         except IntegrityError:
             return False
         _change_post_counter(post.pk, "like_count", 1)

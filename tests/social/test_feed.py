@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
@@ -103,10 +104,107 @@ def test_for_you_ranks_affinity_and_engagement(make_user, make_post):
     assert order[-1] == str(old_liked.pk)
 
 
+def test_for_you_favours_the_remix_chains_of_recent_likes(make_user, make_post):
+    """A like remembers its post's author and chain root; liking a remix lifts the rest of its
+    chain (the root and other remixes) above an equal post outside it."""
+    from social.models import Like
+
+    viewer, chain_author, remixer, third, other = (
+        make_user(name) for name in ("viewer", "chain", "remixer", "third", "other")
+    )
+    root = make_post(chain_author)
+    liked_remix = make_post(remixer, remix_of=root)
+    # By an author the viewer never liked, so only the chain can lift it.
+    sibling = make_post(third, remix_of=liked_remix)
+    outside = make_post(other)
+    like_post(user=viewer, post=liked_remix)
+    like = Like.objects.get(user=viewer, post=liked_remix)
+    assert (like.post_author_id, like.post_root_id) == (remixer.pk, root.pk)
+    like_post(user=viewer, post=root)
+    assert Like.objects.get(user=viewer, post=root).post_root_id == root.pk
+    # Same age and engagement for the two posts compared.
+    Post.objects.filter(pk__in=[sibling.pk, outside.pk]).update(
+        published_at=timezone.now() - timedelta(hours=1)
+    )
+    order = [p["id"] for p in client_for(viewer).get("/api/v1/feed?tab=for_you").json()["results"]]
+    assert order.index(str(sibling.pk)) < order.index(str(outside.pk))
+
+
+def test_member_of_agrees_with_isin():
+    from social.feed import member_of
+
+    rng = np.random.default_rng(3)
+    for members_size in (0, 1, 7, 300):
+        values, members = rng.integers(0, 50, 200), rng.integers(0, 50, members_size)
+        assert member_of(values, members).tolist() == np.isin(values, members).tolist()
+
+
+def test_rank_follows_the_documented_formula():
+    """The vectorised ranking against the module docstring's formula written out per post."""
+    import math
+    import random
+
+    from social.feed import Candidates, ViewerAffinity, rank
+
+    snapshot = timezone.now()
+    rng = random.Random(7)
+    rows = [
+        (
+            post_id,
+            rng.choice([10, 11, 12, 13]),  # author
+            rng.choice([post_id, 500, 501]),  # chain root
+            snapshot.timestamp() - rng.uniform(0, 96 * 3600),
+            rng.randint(0, 50),
+            rng.randint(0, 10),
+            rng.randint(0, 5),
+            rng.randint(0, 500),
+            rng.random() < 0.5,
+        )
+        for post_id in range(1, 41)
+    ]
+    liked_authors = [11, 11, 12, 11, 11, 11, 11]  # 11 six times: capped at 5
+    affinity = ViewerAffinity(
+        followed_author_ids=np.array([10]),
+        liked_author_ids=np.array([11, 12]),
+        liked_posts_per_author=np.array([6, 1]),
+        liked_root_ids=np.array([500]),
+    )
+
+    def score(row):
+        post_id, author, root, published, likes, comments, remixes, views, remix_allowed = row
+        freshness = 0.5 ** (max(0.0, snapshot.timestamp() - published) / 3600 / 24)
+        engagement = (likes + 2 * comments + 3 * remixes + 1) / (views + 10)
+        author_affinity = (
+            1
+            + (1.0 if author == 10 else 0)
+            + 0.5 * min(liked_authors.count(author), 5) / 5
+            + (0.5 if root == 500 else 0)
+        )
+        remixability = 1 + (0.2 if remix_allowed else 0) + 0.1 * math.log1p(remixes)
+        return freshness * engagement * author_affinity * remixability
+
+    expected = sorted(rows, key=lambda row: (score(row), row[0]), reverse=True)
+    ranking = rank(Candidates.from_rows(rows, snapshot=snapshot), affinity=affinity, may_have_more=False)
+    assert ranking.post_ids.tolist() == [row[0] for row in expected]
+    assert ranking.author_ids.tolist() == [row[1] for row in expected]
+    assert ranking.without({expected[0][0], expected[5][0]}).post_ids.tolist() == [
+        row[0] for i, row in enumerate(expected) if i not in (0, 5)
+    ]
+
+
 def test_spread_authors_takes_the_next_other_author():
-    ranked = [(1, 1), (2, 1), (3, 1), (4, 2), (5, 3)]
-    assert [x[0] for x in spread_authors(ranked, limit=5, previous_author_id=None)] == [1, 4, 2, 5, 3]
-    assert [x[0] for x in spread_authors(ranked, limit=2, previous_author_id=1)] == [4, 1]
+    post_ids, author_ids = [1, 2, 3, 4, 5], [1, 1, 1, 2, 3]
+    assert [x[0] for x in spread_authors(post_ids, author_ids, limit=5, previous_author_id=None)] == [
+        1,
+        4,
+        2,
+        5,
+        3,
+    ]
+    assert [x[0] for x in spread_authors(post_ids, author_ids, limit=2, previous_author_id=1)] == [4, 1]
+    # Only the last author is left: it is served rather than nothing.
+    assert spread_authors([7, 8], [2, 2], limit=3, previous_author_id=2) == [(7, 2), (8, 2)]
+    assert spread_authors([], [], limit=3, previous_author_id=None) == []
 
 
 def test_for_you_chain_survives_a_lost_ranking_cache(crowd):
@@ -165,9 +263,9 @@ def test_candidate_queries_and_the_shared_pool_exclude_the_same_authors(crowd, m
     from_query, _ = _candidates(viewer, snapshot, set(), [])
     viewer_facts = feed_viewer(viewer=viewer, recent_likes=10)
     assert viewer_facts.excluded_author_ids == set(excluded_author_ids(viewer.pk))
-    from_pool, _ = _candidates_from_pool(viewer, pool, viewer_facts)
+    from_pool, _ = _candidates_from_pool(viewer, pool, viewer_facts, snapshot)
     expected = {p.pk for p in posts if p.author_id == authors[0].pk}
-    assert {row[0] for row in from_query} == {row[0] for row in from_pool} == expected
+    assert set(from_query.post_ids.tolist()) == set(from_pool.post_ids.tolist()) == expected
 
 
 def test_feeds_render_a_post_exactly_as_its_own_endpoint_does(make_user, make_post):
