@@ -14,9 +14,11 @@ How a post is scored, for viewer V at the chain's snapshot time T:
 - remixability = 1 + 0.2 if remixing is allowed + 0.1 * ln(1 + remix_count).
 
 Candidates are the 300 newest published posts before T plus the 100 newest of followed authors
-(at most 20 of any one author, so one prolific author cannot fill it), never V's own posts, nothing across a block and nothing by an author of a post V reported. The
-scored list is ordered greedily so that no two neighbours share an author while another author is
-available (the author last served on the previous page counts as a neighbour).
+(at most 20 of any one author, so one prolific author cannot fill it), never V's own posts,
+nothing across a block and nothing by an author of a post V reported. The scored list is ordered
+greedily so that no two neighbours share an author while another author is available (the author
+last served on the previous page counts as a neighbour). The part of a score that does not depend
+on V (freshness, engagement, remixability) is computed once per pool, in numpy.
 
 A chain's first page costs two statements besides the page itself. The 300 newest posts are the
 same for every viewer, so they come from a pool each server process keeps for RECENT_POOL_SECONDS
@@ -30,9 +32,11 @@ The cursor is signed and carries T and the ids already served in this chain: pos
 after T never enter the chain, and served posts are excluded from every later page, so no post
 appears twice however the counters move between pages; every candidate is served eventually, in
 rank order. The ranked list is cached per chain (Redis, 15 min, and the last few hundred in the
-server process) so later pages cost at most one cache read and one statement; on a miss it is
-recomputed from queries, and the served ids still rule out repeats. A chain ends after FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client then
-starts a new chain.
+server process) so later pages cost at most one cache read and one statement. When it is used up
+(after about 40 pages) or lost, the next candidates are the same two pools read again without the
+served ids (`_continuation`: the newest unserved posts before T from one index range scan, and the
+followed authors' newest unserved ones), ranked the same way. A chain ends after
+FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client then starts a new chain.
 """
 
 from __future__ import annotations
@@ -51,12 +55,12 @@ from django.utils import timezone
 
 from core.errors import ApiError
 from core.pagination import Page, decode_cursor, encode_cursor, keyset_cursor, keyset_position
-from social.models import Post, PostStatus, Report, User
+from social.models import Post, PostStatus, User
 from social.selectors import (
     FeedViewer,
-    blocked_user_ids,
     feed_viewer,
     following_cards,
+    newest_candidates,
     published_cards,
 )
 
@@ -258,27 +262,20 @@ def _candidate_rows(queryset):
     return queryset.annotate(chain_root=Coalesce("root_id", "id")).values_list(*CANDIDATE_FIELDS)
 
 
-def _candidates(viewer: User, snapshot: datetime, served: set[int], followed) -> tuple[Candidates, bool]:
-    eligible = (
-        Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot)
-        .exclude(author_id=viewer.pk)
-        .exclude(author_id__in=excluded_author_ids(viewer.pk))
+def _continuation(
+    viewer: User, snapshot: datetime, served: set[int], viewer_facts: FeedViewer
+) -> tuple[Candidates, bool]:
+    """Candidates when a chain's ranking is used up or lost: the RECENT_POOL newest posts at the
+    snapshot not yet served, and the followed authors' newest not yet served (viewer_facts, read
+    with the served ids left out), under the same rules as a first page."""
+    recent = Candidates.from_columns(
+        newest_candidates(viewer=viewer, at=snapshot, exclude_post_ids=served, limit=RECENT_POOL),
+        snapshot=snapshot,
     )
-    if served:
-        eligible = eligible.exclude(pk__in=served)
-    # Both pools are index range scans; UNION (not `pk IN (...)`) keeps the planner off a full scan.
-    # (Only a lost cached ranking comes here; its followed pool has no per-author cap.)
-    newest = _candidate_rows(eligible.order_by("-published_at", "-pk"))[:RECENT_POOL]
-    rows = newest
-    if len(followed):
-        from_followed = _candidate_rows(
-            eligible.filter(author_id__in=list(followed)).order_by("-published_at", "-pk")
-        )[:FOLLOWED_POOL]
-        rows = newest.union(from_followed)
-    candidates = Candidates.from_rows(rows, snapshot=snapshot)
+    followed = Candidates.from_columns(viewer_facts.followed_pool, snapshot=snapshot)
+    followed = followed.take(~member_of(followed.post_ids, recent.post_ids))
     # A full recent pool means older posts remain for later pages.
-    may_have_more = len(candidates) >= RECENT_POOL
-    return candidates, may_have_more
+    return recent.followed_by(followed), len(recent) >= RECENT_POOL
 
 
 _recent_pool: tuple[float, datetime, Candidates] | None = None
@@ -305,15 +302,6 @@ def recent_pool() -> tuple[datetime, Candidates]:
 def forget_recent_pool() -> None:
     global _recent_pool
     _recent_pool = None
-
-
-def excluded_author_ids(viewer_id: int):
-    """Authors whose posts for_you never shows the viewer: people on either side of a block with
-    them and authors of posts they reported. A subquery of ids, also read as a set of ids for the
-    shared pool; the viewer's own posts are left out separately."""
-    return blocked_user_ids(viewer_id=viewer_id).union(
-        Report.objects.filter(reporter_id=viewer_id).values_list("post__author_id", flat=True)
-    )
 
 
 def _candidates_from_pool(
@@ -390,14 +378,15 @@ def _ranked_candidates(
     viewer_facts = feed_viewer(
         viewer=viewer,
         recent_likes=RECENT_LIKES,
-        followed_pool_at=snapshot if first_page else None,
+        followed_pool_at=snapshot,
         followed_pool_size=FOLLOWED_POOL,
         followed_pool_per_author=FOLLOWED_POOL_PER_AUTHOR,
+        exclude_post_ids=served,
     )
     if first_page:
         candidates, may_have_more = _candidates_from_pool(viewer, pool, viewer_facts, snapshot)
     else:
-        candidates, may_have_more = _candidates(viewer, snapshot, served, viewer_facts.followed_author_ids)
+        candidates, may_have_more = _continuation(viewer, snapshot, served, viewer_facts)
     ranking = rank(candidates, affinity=_affinity(viewer_facts), may_have_more=may_have_more)
     cache.set(cache_key, ranking, RANKING_CACHE_SECONDS)
     recent_rankings.put(cache_key, ranking)

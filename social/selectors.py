@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -198,7 +198,7 @@ FROM social_post p JOIN social_user u ON u.id = p.author_id
 """
 
 # Authors whose posts the viewer never sees in a feed: either side of a block, authors of posts the
-# viewer reported (the same rule as `excluded_author_ids` in social.feed).
+# viewer reported.
 _EXCLUDED_AUTHORS = """
 SELECT b.blocked_id FROM social_block b WHERE b.blocker_id = %(viewer)s
 UNION ALL SELECT b.blocker_id FROM social_block b WHERE b.blocked_id = %(viewer)s
@@ -298,12 +298,13 @@ def feed_viewer(
     followed_pool_at: datetime | None = None,
     followed_pool_size: int = 0,
     followed_pool_per_author: int = 0,
+    exclude_post_ids: Collection[int] = (),
 ) -> FeedViewer:
     """Whom the viewer follows, the authors they never see (`_EXCLUDED_AUTHORS`), the author and
     remix chain (root, or the post itself) of their `recent_likes` newest likes, and the
     `followed_pool_size` newest posts published by followed authors (not excluded) at
     `followed_pool_at`, at most `followed_pool_per_author` of each author (the author's newest,
-    from their partial index, as in `following_cards`).
+    from their partial index, as in `following_cards`), leaving out `exclude_post_ids`.
 
     One statement and one round trip: the pool comes back as one array per column."""
     # Epoch seconds: an array of numbers is read far faster than one of timestamps.
@@ -328,6 +329,7 @@ def feed_viewer(
             CROSS JOIN LATERAL (
                 SELECT p.id, p.published_at FROM social_post p
                 WHERE p.author_id = followed.id AND p.status = 'published' AND p.published_at <= %(at)s
+                  AND p.id NOT IN (SELECT unnest(%(exclude_post_ids)s::bigint[]))
                 ORDER BY p.published_at DESC, p.id DESC
                 LIMIT %(per_author)s
             ) recent
@@ -348,12 +350,38 @@ def feed_viewer(
         "at": followed_pool_at or datetime.now(UTC),
         "pool_size": followed_pool_size if followed_pool_at is not None else 0,
         "per_author": followed_pool_per_author if followed_pool_at is not None else 0,
+        "exclude_post_ids": list(exclude_post_ids),
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         followed, excluded, liked_authors, liked_roots, *pool_columns = cursor.fetchone()
     pool = [column or [] for column in pool_columns]
     return FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots, pool)
+
+
+def newest_candidates(
+    *, viewer: User, at: datetime, exclude_post_ids: Collection[int], limit: int
+) -> list[list]:
+    """The `limit` newest posts published at `at` that the viewer may see in a feed (not their own,
+    none across a block or by an author they reported), leaving out `exclude_post_ids`, as columns
+    (CANDIDATE_FIELDS of social.feed, newest first). One index range scan from `at` down."""
+    columns = ", ".join(
+        f"array_agg({column} ORDER BY pool.published_at DESC, pool.id DESC)" for column in _CANDIDATE_COLUMNS
+    )
+    sql = f"""
+        SELECT {columns}
+        FROM (
+            SELECT p.* FROM social_post p
+            WHERE p.status = 'published' AND p.published_at <= %(at)s
+              AND p.author_id <> %(viewer)s AND p.author_id NOT IN ({_EXCLUDED_AUTHORS})
+              AND p.id NOT IN (SELECT unnest(%(exclude_post_ids)s::bigint[]))
+            ORDER BY p.published_at DESC, p.id DESC
+            LIMIT %(limit)s
+        ) pool"""
+    params = {"viewer": viewer.pk, "at": at, "exclude_post_ids": list(exclude_post_ids), "limit": limit}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [column or [] for column in cursor.fetchone()]
 
 
 def post_comments(*, viewer: User, post: Post) -> QuerySet[Comment]:

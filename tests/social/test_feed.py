@@ -5,9 +5,8 @@ import pytest
 from django.utils import timezone
 
 from social.feed import (
-    _candidates,
     _candidates_from_pool,
-    excluded_author_ids,
+    _continuation,
     recent_pool,
     spread_authors,
 )
@@ -252,20 +251,40 @@ def test_feed_refusals(auth_client):
     assert auth_client.get("/api/v1/feed").json() == {"results": [], "next_cursor": None}
 
 
-def test_candidate_queries_and_the_shared_pool_exclude_the_same_authors(crowd, make_post):
+def test_continuation_and_the_shared_pool_exclude_the_same_authors(crowd, make_post):
     viewer, authors, posts = crowd
     make_post(viewer)
+    follow_user(follower=viewer, followee=authors[0])
     block_user(blocker=authors[1], blocked=viewer)
     block_user(blocker=viewer, blocked=authors[3])
     report_post(reporter=viewer, post=next(p for p in posts if p.author_id == authors[2].pk), reason="x")
-    assert set(excluded_author_ids(viewer.pk)) == {authors[1].pk, authors[2].pk, authors[3].pk}
     snapshot, pool = recent_pool()
-    from_query, _ = _candidates(viewer, snapshot, set(), [])
-    viewer_facts = feed_viewer(viewer=viewer, recent_likes=10)
-    assert viewer_facts.excluded_author_ids == set(excluded_author_ids(viewer.pk))
+    viewer_facts = feed_viewer(
+        viewer=viewer,
+        recent_likes=10,
+        followed_pool_at=snapshot,
+        followed_pool_size=100,
+        followed_pool_per_author=20,
+    )
+    assert viewer_facts.excluded_author_ids == {authors[1].pk, authors[2].pk, authors[3].pk}
+    from_query, _ = _continuation(viewer, snapshot, set(), viewer_facts)
     from_pool, _ = _candidates_from_pool(viewer, pool, viewer_facts, snapshot)
     expected = {p.pk for p in posts if p.author_id == authors[0].pk}
     assert set(from_query.post_ids.tolist()) == set(from_pool.post_ids.tolist()) == expected
+    # Served posts are left out of both of the continuation's pools.
+    served = set(list(expected)[:2])
+    following_facts = feed_viewer(
+        viewer=viewer,
+        recent_likes=10,
+        followed_pool_at=snapshot,
+        followed_pool_size=100,
+        followed_pool_per_author=20,
+        exclude_post_ids=served,
+    )
+    assert set(viewer_facts.followed_pool[0]) == expected
+    assert set(following_facts.followed_pool[0]) == expected - served
+    continued, _ = _continuation(viewer, snapshot, served, following_facts)
+    assert set(continued.post_ids.tolist()) == expected - served
 
 
 def test_feeds_render_a_post_exactly_as_its_own_endpoint_does(make_user, make_post):
