@@ -7,16 +7,20 @@ Needs wrk (Debian: `apt-get install wrk`). Without DATABASE_URL it starts the em
 Redis in DATA_DIR (the folder `bench/seed_social.py` filled), then the chosen server on 127.0.0.1
 (DEBUG off, `--workers` processes, persistent database connections for gunicorn), then runs wrk with
 32 connections, one thread each, every connection signed in as a different seeded user (the 32
-who follow the most people), for `--seconds` per scenario after a warm-up:
+who follow the most people), for `--seconds` per scenario after a warm-up, the scenarios taking
+turns in `--rounds` rounds (the machine's speed drifts; each scenario meets it alike):
 
 - `me`: `GET /api/v1/me`, the trivial authenticated endpoint (the baseline);
 - `following` and `for_you`: `GET /api/v1/feed?tab=...&limit=10`, each connection following
-  `next_cursor` for three pages and then starting a new chain, as a person swiping would.
+  `next_cursor` for `--pages-per-chain` pages (3) and then starting a new chain, as a person
+  swiping would; the clients are staggered over a chain's pages (`--lockstep` starts them all on
+  a first page together).
 
-wrk is a C program that costs the server's two cores little, so the figures are the server's. It
-prints requests/s, p50 and p99 latency (wrk's), non-200 answers and the ratio of each feed's
-throughput to the baseline measured in the same run. `--url` runs against a server that is
-already up instead.
+wrk is a C program that costs the server's two cores little. It prints requests/s, p50 and p99 of
+every request's latency (timed by the Lua client), non-200 answers, the ratio of each feed's
+throughput to the baseline measured in the same run, the time spent in the server (request log)
+and the CPU time per request of the server, PostgreSQL, Redis and wrk. `--url` runs against a
+server that is already up instead.
 """
 
 from __future__ import annotations
