@@ -50,12 +50,11 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import ApiError
 from core.pagination import Page, decode_cursor, encode_cursor, keyset_cursor, keyset_position
-from social.models import Post, PostStatus, User
+from social.models import User
 from social.selectors import (
     FeedViewer,
     feed_viewer,
@@ -76,10 +75,11 @@ RECENT_LIKES = 200
 HALF_LIFE_HOURS = 24.0
 
 
-# A candidate is read as these columns; `chain_root` is the post's remix chain (its root, or the
-# post itself when it is no remix); `published_at` is turned into seconds since the epoch.
+# A candidate is read as these columns (`social.selectors`); `chain_root` is the post's remix
+# chain (its root, or the post itself when it is no remix); `published_at` in seconds since the
+# epoch.
 CANDIDATE_FIELDS = (
-    "pk",
+    "id",
     "author_id",
     "chain_root",
     "published_at",
@@ -91,15 +91,19 @@ CANDIDATE_FIELDS = (
 )
 
 
+def _find(ordered: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each value, a position in the sorted, non-empty `ordered` and whether the value is there."""
+    index = np.searchsorted(ordered, values)
+    index[index == len(ordered)] = 0
+    return index, ordered[index] == values
+
+
 def member_of(values: np.ndarray, members: np.ndarray) -> np.ndarray:
     """For each value, whether it is among `members` (as numpy's isin, which costs several times
     more on arrays of a few hundred: it is built for large ones)."""
     if not len(members):
         return np.zeros(len(values), dtype=bool)
-    ordered = np.sort(members)
-    index = np.searchsorted(ordered, values)
-    index[index == len(ordered)] = 0
-    return ordered[index] == values
+    return _find(np.sort(members), values)[1]
 
 
 @dataclass(frozen=True)
@@ -115,11 +119,9 @@ class Candidates:
 
     @classmethod
     def from_columns(cls, columns, *, snapshot: datetime) -> Candidates:
-        """From CANDIDATE_FIELDS columns (sequences of equal length; `published_at` as epoch
-        seconds or datetimes)."""
+        """From CANDIDATE_FIELDS columns (sequences of equal length, `published_at` in epoch
+        seconds), as `social.selectors` reads them."""
         post_ids, author_ids, root_ids, published, likes, comments, remixes, views, remix_allowed = columns
-        if len(post_ids) and isinstance(published[0], datetime):
-            published = [moment.timestamp() for moment in published]
         published = np.asarray(published, dtype=np.float64)
         likes, comments, remixes, views = (
             np.asarray(column, dtype=np.float64) for column in (likes, comments, remixes, views)
@@ -134,12 +136,6 @@ class Candidates:
             np.asarray(root_ids, dtype=np.int64),
             freshness * engagement * remixability,
         )
-
-    @classmethod
-    def from_rows(cls, rows, *, snapshot: datetime) -> Candidates:
-        rows = list(rows)
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(CANDIDATE_FIELDS)
-        return cls.from_columns(columns, snapshot=snapshot)
 
     def __len__(self) -> int:
         return len(self.post_ids)
@@ -178,8 +174,8 @@ class ViewerAffinity:
     def liked_posts_by(self, author_ids: np.ndarray) -> np.ndarray:
         if not len(self.liked_author_ids):
             return np.zeros(len(author_ids), dtype=np.int64)
-        index = np.minimum(np.searchsorted(self.liked_author_ids, author_ids), len(self.liked_author_ids) - 1)
-        return np.where(self.liked_author_ids[index] == author_ids, self.liked_posts_per_author[index], 0)
+        index, found = _find(self.liked_author_ids, author_ids)
+        return np.where(found, self.liked_posts_per_author[index], 0)
 
 
 @dataclass(frozen=True)
@@ -258,10 +254,6 @@ def _affinity(viewer_facts: FeedViewer) -> ViewerAffinity:
     )
 
 
-def _candidate_rows(queryset):
-    return queryset.annotate(chain_root=Coalesce("root_id", "id")).values_list(*CANDIDATE_FIELDS)
-
-
 def _continuation(
     viewer: User, snapshot: datetime, served: set[int], viewer_facts: FeedViewer
 ) -> tuple[Candidates, bool]:
@@ -272,10 +264,14 @@ def _continuation(
         newest_candidates(viewer=viewer, at=snapshot, exclude_post_ids=served, limit=RECENT_POOL),
         snapshot=snapshot,
     )
-    followed = Candidates.from_columns(viewer_facts.followed_pool, snapshot=snapshot)
-    followed = followed.take(~member_of(followed.post_ids, recent.post_ids))
     # A full recent pool means older posts remain for later pages.
-    return recent.followed_by(followed), len(recent) >= RECENT_POOL
+    return _with_followed_pool(recent, viewer_facts, snapshot), len(recent) >= RECENT_POOL
+
+
+def _with_followed_pool(recent: Candidates, viewer_facts: FeedViewer, snapshot: datetime) -> Candidates:
+    """The recent candidates, then the followed authors' pool less what is among them already."""
+    followed = Candidates.from_columns(viewer_facts.followed_pool, snapshot=snapshot)
+    return recent.followed_by(followed.take(~member_of(followed.post_ids, recent.post_ids)))
 
 
 _recent_pool: tuple[float, datetime, Candidates] | None = None
@@ -289,12 +285,7 @@ def recent_pool() -> tuple[datetime, Candidates]:
     if cached is not None and cached[0] > time.monotonic():
         return cached[1], cached[2]
     snapshot = timezone.now()
-    rows = _candidate_rows(
-        Post.objects.filter(status=PostStatus.PUBLISHED, published_at__lte=snapshot).order_by(
-            "-published_at", "-pk"
-        )
-    )[:SHARED_POOL]
-    pool = Candidates.from_rows(rows, snapshot=snapshot)
+    pool = Candidates.from_columns(newest_candidates(at=snapshot, limit=SHARED_POOL), snapshot=snapshot)
     _recent_pool = (time.monotonic() + RECENT_POOL_SECONDS, snapshot, pool)
     return snapshot, pool
 
@@ -309,10 +300,9 @@ def _candidates_from_pool(
 ) -> tuple[Candidates, bool]:
     excluded = [*viewer_facts.excluded_author_ids, viewer.pk]
     allowed = np.flatnonzero(~member_of(pool.author_ids, np.asarray(excluded, dtype=np.int64)))
-    recent = pool.take(allowed[:RECENT_POOL])
-    followed = Candidates.from_columns(viewer_facts.followed_pool, snapshot=snapshot)
-    followed = followed.take(~member_of(followed.post_ids, recent.post_ids))
-    return recent.followed_by(followed), len(pool) >= RECENT_POOL
+    return _with_followed_pool(pool.take(allowed[:RECENT_POOL]), viewer_facts, snapshot), len(
+        pool
+    ) >= RECENT_POOL
 
 
 class RecentRankings:

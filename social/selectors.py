@@ -289,6 +289,11 @@ _CANDIDATE_COLUMNS = (
     "pool.id", "pool.author_id", "COALESCE(pool.root_id, pool.id)", "extract(epoch FROM pool.published_at)::float8",
     "pool.like_count", "pool.comment_count", "pool.remix_count", "pool.view_count", "pool.remix_allowed",
 )  # fmt: skip
+# The candidate columns of the rows of `pool`, one array each, newest first. (Epoch seconds: an
+# array of numbers is read far faster than one of timestamps.)
+_CANDIDATE_ARRAYS = ", ".join(
+    f"array_agg({column} ORDER BY pool.published_at DESC, pool.id DESC)" for column in _CANDIDATE_COLUMNS
+)
 
 
 def feed_viewer(
@@ -307,10 +312,6 @@ def feed_viewer(
     from their partial index, as in `following_cards`), leaving out `exclude_post_ids`.
 
     One statement and one round trip: the pool comes back as one array per column."""
-    # Epoch seconds: an array of numbers is read far faster than one of timestamps.
-    pool_arrays = ", ".join(
-        f"array_agg({column} ORDER BY pool.published_at DESC, pool.id DESC)" for column in _CANDIDATE_COLUMNS
-    )
     sql = f"""
         WITH followed AS (
             SELECT f.followee_id AS id FROM social_follow f WHERE f.follower_id = %(viewer)s
@@ -342,7 +343,7 @@ def feed_viewer(
                ARRAY(SELECT * FROM excluded),
                ARRAY(SELECT author_id FROM liked),
                ARRAY(SELECT root_id FROM liked),
-               {pool_arrays}
+               {_CANDIDATE_ARRAYS}
         FROM pool"""
     params = {
         "viewer": viewer.pk,
@@ -360,25 +361,30 @@ def feed_viewer(
 
 
 def newest_candidates(
-    *, viewer: User, at: datetime, exclude_post_ids: Collection[int], limit: int
+    *, at: datetime, limit: int, viewer: User | None = None, exclude_post_ids: Collection[int] = ()
 ) -> list[list]:
-    """The `limit` newest posts published at `at` that the viewer may see in a feed (not their own,
-    none across a block or by an author they reported), leaving out `exclude_post_ids`, as columns
-    (CANDIDATE_FIELDS of social.feed, newest first). One index range scan from `at` down."""
-    columns = ", ".join(
-        f"array_agg({column} ORDER BY pool.published_at DESC, pool.id DESC)" for column in _CANDIDATE_COLUMNS
+    """The `limit` newest posts published at `at`, as columns (CANDIDATE_FIELDS of social.feed,
+    newest first), leaving out `exclude_post_ids`; with a viewer, only what they may see in a feed
+    (not their own, none across a block or by an author they reported). One index range scan from
+    `at` down."""
+    for_viewer = (
+        f"AND p.author_id <> %(viewer)s AND p.author_id NOT IN ({_EXCLUDED_AUTHORS})" if viewer else ""
     )
     sql = f"""
-        SELECT {columns}
+        SELECT {_CANDIDATE_ARRAYS}
         FROM (
             SELECT p.* FROM social_post p
-            WHERE p.status = 'published' AND p.published_at <= %(at)s
-              AND p.author_id <> %(viewer)s AND p.author_id NOT IN ({_EXCLUDED_AUTHORS})
+            WHERE p.status = 'published' AND p.published_at <= %(at)s {for_viewer}
               AND p.id NOT IN (SELECT unnest(%(exclude_post_ids)s::bigint[]))
             ORDER BY p.published_at DESC, p.id DESC
             LIMIT %(limit)s
         ) pool"""
-    params = {"viewer": viewer.pk, "at": at, "exclude_post_ids": list(exclude_post_ids), "limit": limit}
+    params = {
+        "viewer": viewer.pk if viewer else None,
+        "at": at,
+        "exclude_post_ids": list(exclude_post_ids),
+        "limit": limit,
+    }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [column or [] for column in cursor.fetchone()]

@@ -183,7 +183,10 @@ def test_rank_follows_the_documented_formula():
         return freshness * engagement * author_affinity * remixability
 
     expected = sorted(rows, key=lambda row: (score(row), row[0]), reverse=True)
-    ranking = rank(Candidates.from_rows(rows, snapshot=snapshot), affinity=affinity, may_have_more=False)
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    ranking = rank(
+        Candidates.from_columns(columns, snapshot=snapshot), affinity=affinity, may_have_more=False
+    )
     assert ranking.post_ids.tolist() == [row[0] for row in expected]
     assert ranking.author_ids.tolist() == [row[1] for row in expected]
     assert ranking.without({expected[0][0], expected[5][0]}).post_ids.tolist() == [
@@ -259,31 +262,29 @@ def test_continuation_and_the_shared_pool_exclude_the_same_authors(crowd, make_p
     block_user(blocker=viewer, blocked=authors[3])
     report_post(reporter=viewer, post=next(p for p in posts if p.author_id == authors[2].pk), reason="x")
     snapshot, pool = recent_pool()
-    viewer_facts = feed_viewer(
-        viewer=viewer,
-        recent_likes=10,
-        followed_pool_at=snapshot,
-        followed_pool_size=100,
-        followed_pool_per_author=20,
-    )
+
+    def facts(served=()):
+        return feed_viewer(
+            viewer=viewer,
+            recent_likes=10,
+            followed_pool_at=snapshot,
+            followed_pool_size=100,
+            followed_pool_per_author=20,
+            exclude_post_ids=served,
+        )
+
+    viewer_facts = facts()
     assert viewer_facts.excluded_author_ids == {authors[1].pk, authors[2].pk, authors[3].pk}
     from_query, _ = _continuation(viewer, snapshot, set(), viewer_facts)
     from_pool, _ = _candidates_from_pool(viewer, pool, viewer_facts, snapshot)
     expected = {p.pk for p in posts if p.author_id == authors[0].pk}
     assert set(from_query.post_ids.tolist()) == set(from_pool.post_ids.tolist()) == expected
+    assert set(viewer_facts.followed_pool[0]) == expected
     # Served posts are left out of both of the continuation's pools.
     served = set(list(expected)[:2])
-    following_facts = feed_viewer(
-        viewer=viewer,
-        recent_likes=10,
-        followed_pool_at=snapshot,
-        followed_pool_size=100,
-        followed_pool_per_author=20,
-        exclude_post_ids=served,
-    )
-    assert set(viewer_facts.followed_pool[0]) == expected
-    assert set(following_facts.followed_pool[0]) == expected - served
-    continued, _ = _continuation(viewer, snapshot, served, following_facts)
+    later_facts = facts(served)
+    assert set(later_facts.followed_pool[0]) == expected - served
+    continued, _ = _continuation(viewer, snapshot, served, later_facts)
     assert set(continued.post_ids.tolist()) == expected - served
 
 
