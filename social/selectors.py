@@ -197,11 +197,15 @@ SELECT p.id, p.author_id, u.username, p.status, p.caption, p.prompt, p.video, p.
 FROM social_post p JOIN social_user u ON u.id = p.author_id
 """
 
-# Authors whose posts the viewer never sees in a feed: either side of a block, authors of posts the
-# viewer reported.
-_EXCLUDED_AUTHORS = """
+# People on either side of a block with the viewer.
+_BLOCKED_AUTHORS = """
 SELECT b.blocked_id FROM social_block b WHERE b.blocker_id = %(viewer)s
 UNION ALL SELECT b.blocker_id FROM social_block b WHERE b.blocked_id = %(viewer)s
+"""
+
+# Authors whose posts the viewer never sees in for_you: the blocked ones and authors of posts the
+# viewer reported.
+_EXCLUDED_AUTHORS = f"""{_BLOCKED_AUTHORS}
 UNION ALL SELECT rp.author_id FROM social_report r JOIN social_post rp ON rp.id = r.post_id
           WHERE r.reporter_id = %(viewer)s
 """
@@ -230,7 +234,8 @@ def _cards(sql: str, params: dict[str, Any]) -> list[PostCard]:
 
 def following_cards(*, viewer: User, after: Sequence[Any] | None, limit: int) -> list[PostCard]:
     """Published posts of the people the viewer follows, newest first, after the keyset position
-    `after` = (published_at, id). Blocks end follows, so no author here is blocked.
+    `after` = (published_at, id). Blocks end follows; a follow made at the same moment as a block
+    can outlive it, so blocked authors are left out here too.
 
     The page is merged from each followed author's own newest posts (`limit` of them, from the
     author's partial index, keys only), so its cost grows with the number of people followed and
@@ -246,7 +251,7 @@ def following_cards(*, viewer: User, after: Sequence[Any] | None, limit: int) ->
                 ORDER BY p.published_at DESC, p.id DESC
                 LIMIT %(limit)s
             ) newest
-            WHERE f.follower_id = %(viewer)s
+            WHERE f.follower_id = %(viewer)s AND f.followee_id NOT IN ({_BLOCKED_AUTHORS})
             ORDER BY newest.published_at DESC, newest.id DESC
             LIMIT %(limit)s
         )

@@ -342,6 +342,11 @@ def _require_published(post: Post) -> None:
         raise Conflict("This post is not published.", code="not_published")
 
 
+def _violated_constraint(error: IntegrityError) -> str | None:
+    diagnostics = getattr(error.__cause__, "diag", None)
+    return getattr(diagnostics, "constraint_name", None)
+
+
 def like_post(*, user: User, post: Post) -> bool:
     """Idempotent: the unique (user, post) row decides; the counter moves only when a row is made."""
     _require_published(post)
@@ -351,7 +356,10 @@ def like_post(*, user: User, post: Post) -> bool:
                 Like.objects.create(
                     user=user, post=post, post_author_id=post.author_id, post_root_id=post.root_id or post.pk
                 )
-        except IntegrityError:
+        except IntegrityError as exc:
+            # Only "already liked" means there is nothing to do; any other violation is a bug.
+            if _violated_constraint(exc) != "like_unique":
+                raise
             return False
         _change_post_counter(post.pk, "like_count", 1)
         notify(user=post.author_id, kind=NotificationKind.LIKE, actor=user, post=post)

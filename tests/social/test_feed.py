@@ -194,6 +194,39 @@ def test_rank_follows_the_documented_formula():
     ]
 
 
+def test_following_tab_ignores_a_follow_that_outlived_a_block(make_user, make_post):
+    """follow_user and block_user at the same moment can leave a Follow beside a Block; the tab
+    still shows nothing across the block."""
+    from social.models import Block, Follow
+
+    viewer, friend, blocked = make_user("viewer"), make_user("friend"), make_user("blocked")
+    follow_user(follower=viewer, followee=friend)
+    make_post(friend)
+    make_post(blocked)
+    Block.objects.create(blocker=blocked, blocked=viewer)
+    Follow.objects.create(follower=viewer, followee=blocked)
+    results = client_for(viewer).get("/api/v1/feed?tab=following").json()["results"]
+    assert {post["author"]["username"] for post in results} == {"friend"}
+
+
+def test_a_like_refused_for_another_reason_than_a_repeat_is_not_swallowed(make_user, make_post, monkeypatch):
+    from django.db import IntegrityError
+
+    from social.models import Like
+
+    viewer, author = make_user("viewer"), make_user("author")
+    post = make_post(author)
+    assert like_post(user=viewer, post=post) is True
+    assert like_post(user=viewer, post=post) is False  # already liked: nothing to do
+
+    def broken_create(**fields):
+        raise IntegrityError("null value in column violates not-null constraint")
+
+    monkeypatch.setattr(Like.objects, "create", broken_create)
+    with pytest.raises(IntegrityError):
+        like_post(user=make_user("other"), post=post)
+
+
 def test_spread_authors_takes_the_next_other_author():
     post_ids, author_ids = [1, 2, 3, 4, 5], [1, 1, 1, 2, 3]
     assert [x[0] for x in spread_authors(post_ids, author_ids, limit=5, previous_author_id=None)] == [
