@@ -28,8 +28,10 @@ class Page:
     next_cursor: str | None
 
 
-def encode_cursor(state: dict[str, Any]) -> str:
-    return signing.dumps(state, salt=CURSOR_SALT, compress=True)
+def encode_cursor(state: dict[str, Any], *, compress: bool = True) -> str:
+    """The signed cursor; `compress=False` for a state that is packed already (zlib would only cost
+    time)."""
+    return signing.dumps(state, salt=CURSOR_SALT, compress=compress)
 
 
 def decode_cursor(raw: str | None) -> dict[str, Any] | None:

@@ -193,8 +193,8 @@ class PostCard:
 _CARD_SELECT = """
 SELECT p.id, p.author_id, u.username, p.status, p.caption, p.prompt, p.video, p.poster, p.duration_s,
        p.width, p.height, p.created_at, p.published_at, p.like_count, p.comment_count, p.remix_count,
-       p.view_count, p.remix_of_id, p.root_id, p.remix_allowed, p.cameo_refs, p.ip_refs, p.content_id,
-       p.provider,
+       p.view_count, p.remix_of_id, p.root_id, p.remix_allowed, p.cameo_refs::text, p.ip_refs::text,
+       p.content_id, p.provider,
        EXISTS (SELECT 1 FROM social_like l WHERE l.post_id = p.id AND l.user_id = %(viewer)s)
 FROM social_post p JOIN social_user u ON u.id = p.author_id
 """
@@ -224,7 +224,8 @@ def _binary_cursor() -> Iterator[Any]:
 
 
 def _json_column(value: Any) -> Any:
-    # In binary, psycopg decodes jsonb itself; most posts carry no cameo or IP references.
+    # The cards read jsonb as text: most posts carry no cameo or IP references, and "[]" needs no
+    # JSON decoder.
     if value == "[]":
         return []
     return json.loads(value) if isinstance(value, str) else value

@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from core.pagination import decode_cursor, encode_cursor
 from social.feed import (
     _candidates_from_pool,
     _continuation,
+    pack_post_ids,
     recent_pool,
     spread_authors,
+    unpack_post_ids,
 )
 from social.models import Post
 from social.selectors import feed_viewer
@@ -189,7 +192,8 @@ def test_rank_follows_the_documented_formula():
     )
     assert ranking.post_ids.tolist() == [row[0] for row in expected]
     assert ranking.author_ids.tolist() == [row[1] for row in expected]
-    assert ranking.without({expected[0][0], expected[5][0]}).post_ids.tolist() == [
+    served = np.sort(np.array([expected[0][0], expected[5][0]], dtype=np.int64))
+    assert ranking.without(served).post_ids.tolist() == [
         row[0] for i, row in enumerate(expected) if i not in (0, 5)
     ]
 
@@ -262,6 +266,58 @@ def test_for_you_chain_survives_a_lost_ranking_cache(crowd):
     assert sorted(served) == sorted(str(p.pk) for p in posts)
 
 
+@pytest.mark.parametrize(
+    ("post_ids", "tag"),
+    [
+        ([], "2"),
+        ([7], "2"),
+        ([1, 2, 3, 65_536], "2"),
+        ([1, 65_538], "4"),
+        ([5, 2**33], "8"),
+        ([2**62 + 1], "8"),
+    ],
+)
+def test_served_ids_pack_into_the_narrowest_width_and_back(post_ids, tag):
+    packed = pack_post_ids(np.array(post_ids, dtype=np.int64))
+    assert packed[0] == tag
+    assert unpack_post_ids(packed).tolist() == post_ids
+
+
+def test_a_large_served_list_packs_small_and_malformed_packings_are_refused():
+    served = np.unique(np.random.default_rng(3).integers(1, 1_000_000, 500))
+    packed = pack_post_ids(served)
+    assert np.array_equal(unpack_post_ids(packed), served)
+    assert len(packed) < 3 * len(served)
+    for malformed in ("", "x" + packed[1:], packed[:-1], "2@@@@"):
+        with pytest.raises(ValueError):
+            unpack_post_ids(malformed)
+
+
+def test_for_you_continues_a_cursor_that_lists_served_ids_as_before(crowd):
+    """Cursors issued before the packing carried the served ids as a JSON list; a client holding
+    one across a deploy goes on without repeats."""
+    viewer, _authors, posts = crowd
+    client = client_for(viewer)
+    first = client.get("/api/v1/feed?tab=for_you&limit=5").json()
+    state = decode_cursor(first["next_cursor"])
+    state["s"] = unpack_post_ids(state["s"]).tolist()
+    cursor = encode_cursor(state)
+    pages = [first["results"]]
+    while cursor:
+        body = client.get(f"/api/v1/feed?tab=for_you&limit=5&cursor={cursor}").json()
+        pages.append(body["results"])
+        cursor = body["next_cursor"]
+    served = [post["id"] for page in pages for post in page]
+    assert sorted(served) == sorted(str(p.pk) for p in posts)
+
+
+def test_for_you_refuses_a_signed_cursor_with_malformed_served_ids(auth_client):
+    cursor = encode_cursor({"t": timezone.now().isoformat(), "s": "2@@@", "a": None})
+    response = auth_client.get(f"/api/v1/feed?tab=for_you&cursor={cursor}")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
 def test_following_tab_is_newest_first_from_followed_only(make_user, make_post):
     viewer, friend, other = make_user("viewer"), make_user("friend"), make_user("other")
     follow_user(follower=viewer, followee=friend)
@@ -308,7 +364,7 @@ def test_continuation_and_the_shared_pool_exclude_the_same_authors(crowd, make_p
 
     viewer_facts = facts()
     assert viewer_facts.excluded_author_ids == {authors[1].pk, authors[2].pk, authors[3].pk}
-    from_query, _ = _continuation(viewer, snapshot, set(), viewer_facts)
+    from_query, _ = _continuation(viewer, snapshot, np.zeros(0, dtype=np.int64), viewer_facts)
     from_pool, _ = _candidates_from_pool(viewer, pool, viewer_facts, snapshot)
     expected = {p.pk for p in posts if p.author_id == authors[0].pk}
     assert set(from_query.post_ids.tolist()) == set(from_pool.post_ids.tolist()) == expected
@@ -317,7 +373,7 @@ def test_continuation_and_the_shared_pool_exclude_the_same_authors(crowd, make_p
     served = set(list(expected)[:2])
     later_facts = facts(served)
     assert set(later_facts.followed_pool[0]) == expected - served
-    continued, _ = _continuation(viewer, snapshot, served, later_facts)
+    continued, _ = _continuation(viewer, snapshot, np.array(sorted(served), dtype=np.int64), later_facts)
     assert set(continued.post_ids.tolist()) == expected - served
 
 
