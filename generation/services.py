@@ -301,21 +301,24 @@ def _is_stale(job: Generation, now) -> bool:
     return job.heartbeat_at is None or now - job.heartbeat_at > limit
 
 
-def report_progress(*, job_id: int, progress: float) -> str:
-    """Stores progress and a heartbeat; returns the job's status so the worker can stop when the
-    job was cancelled or blocked meanwhile."""
+def report_progress(*, job_id: int, attempt: int, progress: float) -> bool:
+    """Stores progress and a heartbeat for the worker running `attempt` (the attempt number
+    `start_generation` claimed); False when the job is no longer that attempt's to run: cancelled
+    or blocked meanwhile, or, after this worker stalled past GENERATION_STALE_AFTER_S, queued again
+    by the reaper and claimed by another worker. The worker stops then; its beats never refresh
+    another attempt's heartbeat."""
     progress = max(0.0, min(1.0, progress))
     with transaction.atomic():
-        updated = Generation.objects.filter(pk=job_id, status=GenerationStatus.RUNNING).update(
-            progress=progress, heartbeat_at=timezone.now()
-        )
-        job = Generation.objects.only("status", "user_id").get(pk=job_id)
+        updated = Generation.objects.filter(
+            pk=job_id, status=GenerationStatus.RUNNING, attempts=attempt
+        ).update(progress=progress, heartbeat_at=timezone.now())
         if updated:
+            user_id = Generation.objects.values_list("user_id", flat=True).get(pk=job_id)
             push_to_user(
-                job.user_id,
+                user_id,
                 {"type": "generation.progress", "id": str(job_id), "progress": round(progress, 3)},
             )
-    return job.status
+    return bool(updated)
 
 
 def consent_lapsed(job: Generation) -> dict | None:
@@ -333,20 +336,32 @@ def consent_lapsed(job: Generation) -> dict | None:
     return None
 
 
-def end_generation(*, job_id: int, status: str, code: str, message: str) -> Generation | None:
-    """Ends a running job (failed, blocked or cancelled) unless it already ended."""
+def end_generation(
+    *, job_id: int, status: str, code: str, message: str, attempt: int | None = None
+) -> Generation | None:
+    """Ends a running job (failed, blocked or cancelled) unless it already ended; with `attempt`,
+    only while the job is still that attempt's (a worker that stalled and lost the job to another
+    cannot end it)."""
     with transaction.atomic():
         job = Generation.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status not in IN_FLIGHT:
+        if job is None or job.status not in IN_FLIGHT or _taken_over(job, attempt):
             return job
         _finish(job, status, code=code, message=message)
     return job
 
 
-def complete_generation(*, job_id: int, video_path: str, model_id: str) -> Generation:
+def _taken_over(job: Generation, attempt: int | None) -> bool:
+    """Whether the job was claimed again after `attempt` (None: the caller is no worker)."""
+    return attempt is not None and job.attempts != attempt
+
+
+def complete_generation(
+    *, job_id: int, video_path: str, model_id: str, attempt: int | None = None
+) -> Generation:
     """Stores the output as the requester's draft post, with provenance, appearances and licences,
     and notifies the requester and the cameo owners. Runs once per job: the job's row lock and its
-    unique `post` make a retried or duplicated delivery a no-op."""
+    unique `post` make a retried or duplicated delivery a no-op, and with `attempt` only the worker
+    running that attempt stores its output."""
     from social.services import create_post, notify
 
     with transaction.atomic():
@@ -355,7 +370,7 @@ def complete_generation(*, job_id: int, video_path: str, model_id: str) -> Gener
             .select_related("user", "remix_of")
             .get(pk=job_id)
         )
-        if job.post_id is not None or job.status != GenerationStatus.RUNNING:
+        if job.post_id is not None or job.status != GenerationStatus.RUNNING or _taken_over(job, attempt):
             return job
         lapsed = consent_lapsed(job)
         if lapsed is not None:

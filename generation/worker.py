@@ -97,8 +97,9 @@ class _Progress:
 
     REPORT_EVERY_S = 0.5
 
-    def __init__(self, job_id: int):
+    def __init__(self, job_id: int, attempt: int):
         self.job_id = job_id
+        self.attempt = attempt
         self.last = 0.0
 
     def __call__(self, step: int, total: int) -> None:
@@ -106,15 +107,14 @@ class _Progress:
         if step < total and now - self.last < self.REPORT_EVERY_S:
             return
         self.last = now
-        beat(self.job_id, RENDER_SHARE * step / total)
+        beat(self.job_id, self.attempt, RENDER_SHARE * step / total)
 
 
-def beat(job_id: int, progress: float) -> None:
-    """A heartbeat with progress; stops the job (RenderCancelled) when it was cancelled or blocked,
-    or handed to another worker by the reaper, meanwhile."""
-    status = services.report_progress(job_id=job_id, progress=progress)
-    if status != GenerationStatus.RUNNING:
-        raise RenderCancelled(f"The job is {status}.")
+def beat(job_id: int, attempt: int, progress: float) -> None:
+    """A heartbeat with progress for the claimed attempt; stops the render (RenderCancelled) when
+    the job was cancelled or blocked, or handed to another worker by the reaper, meanwhile."""
+    if not services.report_progress(job_id=job_id, attempt=attempt, progress=progress):
+        raise RenderCancelled(f"Attempt {attempt} of job {job_id} no longer runs.")
 
 
 def _finishing(share: float) -> float:
@@ -125,6 +125,7 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
     job = services.start_generation(job_id=job_id)
     if job is None:
         return None
+    attempt = job.attempts
     try:
         lapsed = services.consent_lapsed(job)
         if lapsed is not None:
@@ -133,17 +134,18 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
                 status=GenerationStatus.BLOCKED,
                 code="consent_revoked",
                 message=f"Consent for cameo {lapsed['cameo_id']} changed before the job started.",
+                attempt=attempt,
             )
         clock = time.perf_counter()
         timings = {}
         renderer = renderer or get_renderer()
         request = render_request(job)
         timings["prepare_s"], clock = time.perf_counter() - clock, time.perf_counter()
-        frames = renderer.generate(request, _Progress(job_id))
+        frames = renderer.generate(request, _Progress(job_id, attempt))
         timings["render_s"], clock = time.perf_counter() - clock, time.perf_counter()
         # The stages after rendering beat too: without it the reaper would take a long finish for a
         # dead worker and queue the job again.
-        beat(job_id, _finishing(0.0))
+        beat(job_id, attempt, _finishing(0.0))
         intruders = unconsented_faces(frames, job)
         if intruders:
             return services.end_generation(
@@ -151,33 +153,36 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
                 status=GenerationStatus.BLOCKED,
                 code="unconsented_likeness",
                 message="The video shows the face of a cameo that is not part of this job.",
+                attempt=attempt,
             )
-        beat(job_id, _finishing(0.3))
+        beat(job_id, attempt, _finishing(0.3))
         clip = finish_frames(frames, job)
-        beat(job_id, _finishing(0.6))
+        beat(job_id, attempt, _finishing(0.6))
         metadata = {
             labels.AIGC_KEY: labels.aigc_metadata(
                 content_id=str(job.content_id), producer=settings.GENERATION_PROVIDER
             )
         }
         data = encoding.encode_mp4(clip, fps=settings.GENERATION_FPS, metadata=metadata)
-        beat(job_id, _finishing(0.9))
+        beat(job_id, attempt, _finishing(0.9))
         timings["finish_s"], clock = time.perf_counter() - clock, time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"{job.content_id}.mp4"
             path.write_bytes(data)
             done = services.complete_generation(
-                job_id=job_id, video_path=str(path), model_id=renderer.model_id_for(request)
+                job_id=job_id, video_path=str(path), model_id=renderer.model_id_for(request), attempt=attempt
             )
         timings["store_s"] = time.perf_counter() - clock
-        Generation.objects.filter(pk=job_id).update(timings={k: round(v, 4) for k, v in timings.items()})
+        Generation.objects.filter(pk=job_id, attempts=attempt).update(
+            timings={k: round(v, 4) for k, v in timings.items()}
+        )
         return done
     except RenderCancelled:
         return Generation.objects.get(pk=job_id)
     except BackendError as exc:
         logger.warning("generation %s failed: %s", job_id, exc)
         return services.end_generation(
-            job_id=job_id, status=GenerationStatus.FAILED, code=exc.code, message=str(exc)
+            job_id=job_id, status=GenerationStatus.FAILED, code=exc.code, message=str(exc), attempt=attempt
         )
     except Exception as exc:
         logger.exception("generation %s failed", job_id)
@@ -186,5 +191,6 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
             status=GenerationStatus.FAILED,
             code="generation_failed",
             message=f"{type(exc).__name__}: {exc}",
+            attempt=attempt,
         )
         raise

@@ -1,10 +1,12 @@
 """The worker's path from a queued job to a draft post, run in-process with the tiny models."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from generation import encoding, services, worker
 from generation.backends import CheckpointMissing
@@ -73,15 +75,78 @@ def test_cancelled_while_running_stops_at_the_next_step(user, tiny_renderer, mon
     job = request_job(user)
     original = services.report_progress
 
-    def cancel_then_report(*, job_id, progress):
+    def cancel_then_report(*, job_id, attempt, progress):
         services.cancel_generation(user=user, job_id=job_id)
-        return original(job_id=job_id, progress=progress)
+        return original(job_id=job_id, attempt=attempt, progress=progress)
 
     monkeypatch.setattr(services, "report_progress", cancel_then_report)
     monkeypatch.setattr(worker._Progress, "REPORT_EVERY_S", 0.0)
     done = worker.execute_generation(job.pk, renderer=tiny_renderer)
     assert done.status == GenerationStatus.CANCELLED and done.post_id is None
     assert not Post.objects.exists()
+
+
+def _hand_over(job_id: int, settings) -> Generation:
+    """What happens to a job whose worker stalls: its heartbeat goes stale, the reaper queues it
+    again and another worker claims it (attempt 2)."""
+    settings.GENERATION_STALE_AFTER_S = 60
+    Generation.objects.filter(pk=job_id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert services.reap_stale_generations() == [job_id]
+    return services.start_generation(job_id=job_id)
+
+
+def test_a_worker_that_lost_its_job_to_another_attempt_stops_and_leaves_it_alone(
+    user, tiny_renderer, settings, monkeypatch
+):
+    job = request_job(user)
+    original = services.report_progress
+    taken_over = {}
+
+    def stall_then_report(*, job_id, attempt, progress):
+        if not taken_over:
+            taken_over["job"] = _hand_over(job_id, settings)
+        return original(job_id=job_id, attempt=attempt, progress=progress)
+
+    monkeypatch.setattr(services, "report_progress", stall_then_report)
+    monkeypatch.setattr(worker._Progress, "REPORT_EVERY_S", 0.0)
+    left = worker.execute_generation(job.pk, renderer=tiny_renderer)
+    claimed = taken_over["job"]
+    assert claimed.attempts == 2
+    # The first worker stopped at its next beat: the job still runs as attempt 2, with attempt
+    # 2's heartbeat and progress, and nothing was stored or ended in its name.
+    assert left.status == GenerationStatus.RUNNING and left.attempts == 2 and left.post_id is None
+    assert left.heartbeat_at == claimed.heartbeat_at and left.progress == 0.0
+    assert not Post.objects.exists()
+
+
+def test_a_stale_attempt_can_neither_beat_nor_end_nor_complete_the_job(
+    user, tiny_renderer, settings, tmp_path
+):
+    job = request_job(user)
+    first = services.start_generation(job_id=job.pk)
+    assert services.report_progress(job_id=job.pk, attempt=first.attempts, progress=0.2)
+    second = _hand_over(job.pk, settings)
+    assert not services.report_progress(job_id=job.pk, attempt=first.attempts, progress=0.9)
+    services.end_generation(
+        job_id=job.pk,
+        status=GenerationStatus.FAILED,
+        code="generation_failed",
+        message="x",
+        attempt=first.attempts,
+    )
+    frames = tiny_renderer.generate(worker.render_request(job))
+    path = tmp_path / "out.mp4"
+    path.write_bytes(encoding.encode_mp4(worker.finish_frames(frames, job), fps=8))
+    services.complete_generation(job_id=job.pk, video_path=str(path), model_id="m", attempt=first.attempts)
+    job.refresh_from_db()
+    assert job.status == GenerationStatus.RUNNING and job.post_id is None
+    assert job.heartbeat_at == second.heartbeat_at and job.progress == 0.0
+    # The attempt that holds the job still can.
+    assert services.report_progress(job_id=job.pk, attempt=second.attempts, progress=0.5)
+    done = services.complete_generation(
+        job_id=job.pk, video_path=str(path), model_id="m", attempt=second.attempts
+    )
+    assert done.status == GenerationStatus.SUCCEEDED and done.post_id is not None
 
 
 class OutOfMemoryRenderer:
