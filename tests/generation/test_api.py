@@ -54,6 +54,16 @@ def test_idempotency_key_returns_the_same_job(auth_client):
     assert Generation.objects.count() == 2
 
 
+def test_an_idempotency_key_too_long_to_store_is_refused_not_cut(auth_client):
+    prefix = "k" * 128
+    first = auth_client.post("/api/v1/generations", BODY, format="json", HTTP_IDEMPOTENCY_KEY=prefix)
+    longer = auth_client.post("/api/v1/generations", BODY, format="json", HTTP_IDEMPOTENCY_KEY=prefix + "-2")
+    assert first.status_code == 202
+    assert longer.status_code == 400 and longer.json()["error"]["code"] == "invalid"
+    assert "Idempotency-Key" in longer.json()["error"]["details"]
+    assert Generation.objects.count() == 1
+
+
 def test_same_key_from_another_user_is_another_job(auth_client, make_user):
     first = auth_client.post("/api/v1/generations", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k")
     bob = client_for(make_user("bob"))
