@@ -8,6 +8,7 @@ moving mark) are stamped on the output frames, not the rendered ones.
 from __future__ import annotations
 
 import io
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,11 +55,26 @@ def encode_mp4(
         return Path(target.name).read_bytes()
 
 
+class FrameTooLarge(ValueError):
+    """The video's frames are larger than the caller accepts (refused before any is decoded)."""
+
+    def __init__(self, width: int, height: int, max_pixels: int):
+        super().__init__(f"frames of {width}x{height} exceed {max_pixels} pixels")
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+
+
 def decode_mp4(
-    data: bytes | io.IOBase, *, max_frames: int = 2000, max_pixels: int | None = None
+    data: bytes | io.IOBase,
+    *,
+    max_frames: int = 2000,
+    max_pixels: int | None = None,
+    max_frame_pixels: int | None = None,
 ) -> DecodedVideo:
     """Frames and container tags; raises `av.error.FFmpegError` (or ValueError) for what is not a video.
-    Decoding stops at `max_frames` frames or once the frames hold `max_pixels` pixels."""
+    Decoding stops at `max_frames` frames or once the frames hold `max_pixels` pixels; frames larger
+    than `max_frame_pixels` raise FrameTooLarge, from the stream's header before any frame is
+    decoded. The frames are written into one array sized from the header, so memory peaks at the
+    budget and one frame, not at twice the budget (a list of frames, then a stacked copy)."""
     source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     with av.open(source, mode="r") as container:
         if not container.streams.video:
@@ -66,16 +82,35 @@ def decode_mp4(
         metadata = dict(container.metadata)
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.base_rate or 0)
-        frames = []
-        pixels = 0
+        width, height = stream.codec_context.width, stream.codec_context.height
+        frames: np.ndarray | None = None
+        count = 0
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            pixels += frame.width * frame.height
-            if len(frames) >= max_frames or (max_pixels is not None and pixels >= max_pixels):
+            if frames is None:
+                # The header's size, or the first frame's when the header has none.
+                width, height = (width, height) if width and height else (frame.width, frame.height)
+                frames = _frame_buffer(width, height, max_frames, max_pixels, max_frame_pixels)
+            if (frame.width, frame.height) != (width, height):
+                raise ValueError("the frame size changes within the video")
+            frames[count] = frame.to_ndarray(format="rgb24")
+            count += 1
+            if count == len(frames):
                 break
-    if not frames:
+    if not count:
         raise ValueError("no frames")
-    return DecodedVideo(frames=np.stack(frames), fps=fps, metadata=metadata)
+    return DecodedVideo(frames=frames[:count], fps=fps, metadata=metadata)
+
+
+def _frame_buffer(
+    width: int, height: int, max_frames: int, max_pixels: int | None, max_frame_pixels: int | None
+) -> np.ndarray:
+    """An uninitialised (frames, height, width, 3) array for as many frames as the budgets allow
+    (pages the decoder never fills are never touched, so a short video costs only its frames)."""
+    frame_pixels = width * height
+    if max_frame_pixels is not None and frame_pixels > max_frame_pixels:
+        raise FrameTooLarge(width, height, max_frame_pixels)
+    capacity = max_frames if max_pixels is None else min(max_frames, math.ceil(max_pixels / frame_pixels))
+    return np.empty((max(1, capacity), height, width, 3), dtype=np.uint8)
 
 
 def last_frame(data: bytes | io.IOBase) -> np.ndarray:

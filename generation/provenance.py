@@ -56,6 +56,9 @@ class Verification:
 
 
 VERIFY_MAX_PIXELS = 200_000_000
+# 8K UHD: larger frames are refused from the header, before one is decoded (a single frame of
+# 16384x16384 would be 0.8 GB as RGB).
+VERIFY_MAX_FRAME_PIXELS = 7680 * 4320
 
 
 def read_labels(data: bytes) -> Verification:
@@ -63,7 +66,9 @@ def read_labels(data: bytes) -> Verification:
     because metadata is trivially rewritten and the mark is not."""
     # The watermark is voted across frames; 600 of them, or as many as make 200M pixels (about 96
     # at 1080p, 0.6 GB as RGB), bound what a verification may hold in memory.
-    video = encoding.decode_mp4(data, max_frames=600, max_pixels=VERIFY_MAX_PIXELS)
+    video = encoding.decode_mp4(
+        data, max_frames=600, max_pixels=VERIFY_MAX_PIXELS, max_frame_pixels=VERIFY_MAX_FRAME_PIXELS
+    )
     label = labels.read_aigc_metadata(video.metadata)
     reading = watermark.read(video.frames)
     content_id = reading.content_id

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from core.errors import Forbidden, NotFound, TooLarge, UnsupportedMedia
+from generation.encoding import FrameTooLarge
 from generation.models import Generation, Provenance
 from social.models import Post, User
 from social.selectors import visible_posts
@@ -48,6 +49,11 @@ def verify_upload(upload, *, viewer) -> dict:
         raise TooLarge(f"Files up to {settings.GENERATION_VERIFY_MAX_BYTES} bytes can be verified.")
     try:
         result = read_labels(upload.read())
+    except FrameTooLarge as exc:
+        raise TooLarge(
+            f"Videos with frames up to {exc.max_pixels} pixels can be verified.",
+            details={"width": exc.width, "height": exc.height},
+        ) from exc
     except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
         raise UnsupportedMedia("The file is not a video this service can read.") from exc
     post = post_for_content_id(result.content_id)

@@ -35,6 +35,29 @@ def test_last_frame_matches_the_last_decoded_frame(clip):
         encoding.last_frame(b"not a video" * 10)
 
 
+def test_decoding_stops_at_the_pixel_budget_and_keeps_the_frames_as_decoded(clip):
+    data = encoding.encode_mp4(clip, fps=FPS)
+    whole = encoding.decode_mp4(data).frames
+    frame_pixels = 64 * 64
+    budgeted = encoding.decode_mp4(data, max_pixels=frame_pixels * 7 + 1).frames
+    assert budgeted.shape == (8, 64, 64, 3)
+    assert np.array_equal(budgeted, whole[:8])
+    assert len(encoding.decode_mp4(data, max_frames=3, max_pixels=10**9).frames) == 3
+
+
+def test_frames_larger_than_allowed_are_refused_before_decoding(clip, monkeypatch):
+    data = encoding.encode_mp4(clip, fps=FPS)
+    decoded = []
+    original = av.VideoFrame.to_ndarray
+    monkeypatch.setattr(
+        av.VideoFrame, "to_ndarray", lambda self, **kw: decoded.append(1) or original(self, **kw)
+    )
+    with pytest.raises(encoding.FrameTooLarge) as refusal:
+        encoding.decode_mp4(data, max_frame_pixels=64 * 64 - 1)
+    assert (refusal.value.width, refusal.value.height) == (64, 64) and not decoded
+    assert len(encoding.decode_mp4(data, max_frame_pixels=64 * 64).frames) == 5 * FPS
+
+
 def test_aigc_metadata_reads_back_from_the_file(clip):
     content_id = str(uuid.uuid4())
     tag = labels.aigc_metadata(content_id=content_id, producer="reelforge")

@@ -242,3 +242,17 @@ def test_verify_a_file_from_elsewhere_and_a_file_that_is_not_video(user, tiny_re
     )
     assert bad.status_code == 415 and bad.json()["error"]["code"] == "unsupported_media"
     assert client.post("/api/v1/provenance/verify", {}, format="multipart").status_code == 400
+
+
+def test_verify_refuses_frames_larger_than_it_decodes(user, tiny_renderer, monkeypatch):
+    from generation import provenance
+
+    monkeypatch.setattr(provenance, "VERIFY_MAX_FRAME_PIXELS", 32 * 32)
+    clip = encoding.encode_mp4(tiny_renderer.generate(worker.render_request(request_job(user))), fps=8)
+    refused = client_for(user).post(
+        "/api/v1/provenance/verify",
+        {"file": SimpleUploadedFile("big.mp4", clip, "video/mp4")},
+        format="multipart",
+    )
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "too_large"
+    assert refused.json()["error"]["details"] == {"width": 64, "height": 64}
