@@ -15,12 +15,6 @@ class GenerationStatus(models.TextChoices):
 
 
 IN_FLIGHT = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
-FINISHED = (
-    GenerationStatus.SUCCEEDED,
-    GenerationStatus.FAILED,
-    GenerationStatus.BLOCKED,
-    GenerationStatus.CANCELLED,
-)
 
 
 class GenerationMode(models.TextChoices):

@@ -120,8 +120,3 @@ def get_renderer() -> Renderer:
             if _renderer is None:
                 _renderer = renderer_from_settings()
     return _renderer
-
-
-def reset_renderer() -> None:
-    global _renderer
-    _renderer = None

@@ -9,7 +9,7 @@ instance `RenderCancelled`) stops the render.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -86,7 +86,6 @@ class RenderRequest:
     identity: IdentityInput | None = None
     # The first frame to continue from (remix `continue` mode).
     init_image: Image.Image | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class VideoBackend(Protocol):
