@@ -92,9 +92,11 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
             duration = duration_seconds(container, stream)
             targets = [duration * (index + 0.5) / count for index in range(count)] if duration > 0 else []
             frames: list[np.ndarray] = []
-            # Without a duration in the header (WebM from browsers) the frames are counted while
+            # Without a duration in the header (WebM from browsers) the frames are sampled while
             # decoding: every `stride`-th is kept, downscaled, and the stride doubles whenever
-            # 4 x count are kept, so memory stays small; a video longer than allowed is refused.
+            # 4 x count are kept, so memory stays small; a video longer than allowed is refused,
+            # by the frames' own times (the decoder skips frames, so counting them undercounts),
+            # and by a count at the highest frame rate for frames that carry no time.
             decoded: list[np.ndarray] = []
             stride, max_frames = 1, int(settings.CAMEO_VIDEO_MAX_SECONDS * MAX_FRAME_RATE)
             for index, frame in enumerate(container.decode(stream)):
@@ -104,6 +106,8 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
                         if len(frames) == len(targets):
                             break
                     continue
+                if frame.time is not None and frame.time > settings.CAMEO_VIDEO_MAX_SECONDS:
+                    raise VideoTooLong(f"a frame at {frame.time:.3f} s")
                 if index >= max_frames:
                     raise VideoTooLong(f"more than {max_frames} frames")
                 if index % stride == 0:

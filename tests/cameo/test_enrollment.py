@@ -190,3 +190,18 @@ def test_a_video_without_a_duration_is_sampled_in_little_memory_and_bounded(tmp_
     settings.CAMEO_VIDEO_MAX_SECONDS = 0.1
     with pytest.raises(enrollment.VideoTooLong):
         enrollment.sample_frames(path, 4)
+
+
+def test_a_video_without_a_duration_is_too_long_by_its_frames_times(tmp_path, monkeypatch, settings):
+    """The decoder skips frames no other frame refers to, so counting decoded frames undercounts
+    a video's length; the frames' own times do not."""
+    from cameo import enrollment
+
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(clip("enrollment_clip"))
+    monkeypatch.setattr(enrollment, "duration_seconds", lambda container, stream: 0.0)
+    # A frame count that would let the clip pass: only its times can refuse it.
+    monkeypatch.setattr(enrollment, "MAX_FRAME_RATE", 100_000)
+    settings.CAMEO_VIDEO_MAX_SECONDS = 0.5
+    with pytest.raises(enrollment.VideoTooLong, match="a frame at"):
+        enrollment.sample_frames(path, 4)
