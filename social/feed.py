@@ -29,15 +29,15 @@ from it in Python. Everything else about V (follows, exclusions, recent likes) a
 authors' newest posts comes in one statement (`social.selectors.feed_viewer`).
 
 The cursor is signed and carries T and the ids already served in this chain (`pack_post_ids`:
-sorted, as deltas in the fewest bytes that hold them, about 2 bytes an id): posts published after
-T never enter the chain, and served posts are excluded from every later page, so no post appears
-twice however the counters move between pages; every candidate is served eventually, in rank
-order. The ranked list is cached per chain (Redis, 15 min, and the last few hundred in the
-server process) so later pages cost at most one cache read and one statement. When it is used up
-(after about 40 pages) or lost, the next candidates are the same two pools read again without the
-served ids (`_continuation`: the newest unserved posts before T from one index range scan, and the
-followed authors' newest unserved ones), ranked the same way. A chain ends after
-FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client then starts a new chain.
+the gaps between the sorted ids in the narrowest width that holds them, about 2 bytes an id):
+posts published after T never enter the chain, and served posts are excluded from every later
+page, so no post appears twice however the counters move between pages; every candidate is served
+eventually, in rank order. The ranked list is cached per chain (Redis, 15 min, and the last few
+hundred in the server process) so later pages cost at most one cache read and one statement. When
+it is used up (after about 40 pages) or lost, the next candidates are the same two pools read
+again without the served ids (`_continuation`: the newest unserved posts before T from one index
+range scan, and the followed authors' newest unserved ones), ranked the same way. A chain ends
+after FEED_CHAIN_MAX_POSTS posts (the cursor stays a few KB); the client then starts a new chain.
 """
 
 from __future__ import annotations
@@ -257,9 +257,8 @@ def pack_post_ids(post_ids: np.ndarray) -> str:
     gaps = np.diff(np.asarray(post_ids, dtype=np.int64), prepend=0)
     largest = int(gaps.max()) if len(gaps) else 0
     tag = next(tag for tag, width in _ID_GAP_WIDTHS.items() if largest <= np.iinfo(width).max)
-    return tag + base64.urlsafe_b64encode(gaps.astype(_ID_GAP_WIDTHS[tag]).tobytes()).decode("ascii").rstrip(
-        "="
-    )
+    packed = base64.urlsafe_b64encode(gaps.astype(_ID_GAP_WIDTHS[tag]).tobytes())
+    return tag + packed.decode("ascii").rstrip("=")
 
 
 def unpack_post_ids(text: str) -> np.ndarray:
