@@ -339,9 +339,9 @@ def consent_lapsed(job: Generation) -> dict | None:
 def end_generation(
     *, job_id: int, status: str, code: str, message: str, attempt: int | None = None
 ) -> Generation | None:
-    """Ends a running job (failed, blocked or cancelled) unless it already ended; with `attempt`,
-    only while the job is still that attempt's (a worker that stalled and lost the job to another
-    cannot end it)."""
+    """Ends a job in flight (failed, blocked or cancelled) unless it already ended; with `attempt`
+    (a worker's call), only while that attempt runs it: a worker that stalled and lost the job to
+    the reaper cannot end it, whether it waits in the queue again or another worker runs it."""
     with transaction.atomic():
         job = Generation.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status not in IN_FLIGHT or _taken_over(job, attempt):
@@ -351,8 +351,9 @@ def end_generation(
 
 
 def _taken_over(job: Generation, attempt: int | None) -> bool:
-    """Whether the job was claimed again after `attempt` (None: the caller is no worker)."""
-    return attempt is not None and job.attempts != attempt
+    """Whether `attempt` no longer runs the job: requeued or claimed again since (None: the caller
+    is no worker)."""
+    return attempt is not None and (job.status != GenerationStatus.RUNNING or job.attempts != attempt)
 
 
 def complete_generation(

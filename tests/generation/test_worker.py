@@ -119,6 +119,22 @@ def test_a_worker_that_lost_its_job_to_another_attempt_stops_and_leaves_it_alone
     assert not Post.objects.exists()
 
 
+def test_a_stalled_worker_cannot_end_a_job_the_reaper_queued_again(user, settings):
+    job = request_job(user)
+    first = services.start_generation(job_id=job.pk)
+    settings.GENERATION_STALE_AFTER_S = 60
+    Generation.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert services.reap_stale_generations() == [job.pk]
+    services.end_generation(
+        job_id=job.pk,
+        status=GenerationStatus.FAILED,
+        code="generation_failed",
+        message="x",
+        attempt=first.attempts,
+    )
+    assert Generation.objects.get(pk=job.pk).status == GenerationStatus.QUEUED
+
+
 def test_a_stale_attempt_can_neither_beat_nor_end_nor_complete_the_job(
     user, tiny_renderer, settings, tmp_path
 ):
