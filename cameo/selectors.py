@@ -9,9 +9,18 @@ from core.errors import NotFound
 from social.models import Block, Follow, Like, Post, User
 from social.selectors import is_blocked_either_way
 
+# A cameo's identity template (512 floats) is read where the likeness is compared or rendered,
+# never by a list: the list selectors leave it out.
+_LIST_DEFERRED = ("template_vector",)
+
 
 def owned_cameos(*, owner: User) -> QuerySet[Cameo]:
-    return Cameo.objects.filter(owner=owner).exclude(status=CameoStatus.DELETED).select_related("owner")
+    return (
+        Cameo.objects.filter(owner=owner)
+        .exclude(status=CameoStatus.DELETED)
+        .select_related("owner")
+        .defer(*_LIST_DEFERRED)
+    )
 
 
 def usable_cameos(*, user: User) -> QuerySet[Cameo]:
@@ -43,6 +52,7 @@ def usable_cameos(*, user: User) -> QuerySet[Cameo]:
             )
         )
         .select_related("owner")
+        .defer(*_LIST_DEFERRED)
     )
 
 
