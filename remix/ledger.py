@@ -532,8 +532,7 @@ def earnings_of_user(*, user_id: int, start: datetime, end: datetime) -> dict:
         .annotate(amount_minor=Sum("amount_minor"), events=Count("entry_id"))
         .order_by("currency", "post_id", "role")
     )
-    totals = list(postings.values("currency").annotate(amount_minor=Sum("amount_minor")).order_by("currency"))
-    return {"totals": totals, "lines": lines}
+    return {"totals": _totals_by_currency(lines), "lines": lines}
 
 
 def statement_of_rights_holder(*, rights_holder_id: int, start: datetime, end: datetime) -> dict:
@@ -556,10 +555,12 @@ def statement_of_rights_holder(*, rights_holder_id: int, start: datetime, end: d
     )
     for line in lines:
         line["ip_name"] = names.get(line["ip_id"], "")
+    return {"lines": lines, "totals": _totals_by_currency(lines)}
+
+
+def _totals_by_currency(lines: list[dict]) -> list[dict]:
+    """Per currency, the sum of the lines' exact integer amounts (no second query over the postings)."""
     totals: dict[str, int] = {}
     for line in lines:
         totals[line["currency"]] = totals.get(line["currency"], 0) + line["amount_minor"]
-    return {
-        "lines": lines,
-        "totals": [{"currency": cur, "amount_minor": amount} for cur, amount in sorted(totals.items())],
-    }
+    return [{"currency": currency, "amount_minor": amount} for currency, amount in sorted(totals.items())]
