@@ -19,6 +19,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from core.errors import ApiError, Conflict, NotFound, RuleRefusal
+from remix.currencies import is_currency
 from remix.models import (
     AccountOwner,
     EventKind,
@@ -345,6 +346,11 @@ def record_revenue_event(
     negative. Concurrent duplicates are serialised by the unique index on `event_id`: the second
     insert waits for the first transaction and then reads its result.
     """
+    if not is_currency(currency):
+        raise ApiError(
+            "The currency is not an ISO 4217 code of money.",
+            details={"currency": ["Not an ISO 4217 currency code."]},
+        )
     currency = currency.upper()
     if kind == EventKind.REFUND:
         if not reverses_event_id:

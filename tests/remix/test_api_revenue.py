@@ -78,6 +78,9 @@ def test_refund_through_http(setup):
     [
         ({"amount_minor": 0}, 400, "invalid"),
         ({"currency": "EURO"}, 400, "invalid"),
+        ({"currency": "ABC"}, 400, "invalid"),
+        ({"currency": "xts"}, 400, "invalid"),
+        ({"currency": "XAU"}, 400, "invalid"),
         ({"kind": "gift"}, 400, "invalid"),
         ({"post_id": 10**9}, 404, "not_found"),
         ({"kind": "refund"}, 422, "invalid_refund"),
