@@ -86,13 +86,24 @@ def test_cancelled_while_running_stops_at_the_next_step(user, tiny_renderer, mon
     assert not Post.objects.exists()
 
 
-def _hand_over(job_id: int, settings) -> Generation:
-    """What happens to a job whose worker stalls: its heartbeat goes stale, the reaper queues it
-    again and another worker claims it (attempt 2)."""
+def _reap(job_id: int, settings) -> None:
+    """What happens to a job whose worker stalls: its heartbeat goes stale and the reaper queues it
+    again."""
     settings.GENERATION_STALE_AFTER_S = 60
     Generation.objects.filter(pk=job_id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert services.reap_stale_generations() == [job_id]
+
+
+def _hand_over(job_id: int, settings) -> Generation:
+    """The stalled worker's job, queued again and claimed by another worker (attempt 2)."""
+    _reap(job_id, settings)
     return services.start_generation(job_id=job_id)
+
+
+def _fail_as(job_id: int, attempt: int) -> None:
+    services.end_generation(
+        job_id=job_id, status=GenerationStatus.FAILED, code="generation_failed", message="x", attempt=attempt
+    )
 
 
 def test_a_worker_that_lost_its_job_to_another_attempt_stops_and_leaves_it_alone(
@@ -122,16 +133,8 @@ def test_a_worker_that_lost_its_job_to_another_attempt_stops_and_leaves_it_alone
 def test_a_stalled_worker_cannot_end_a_job_the_reaper_queued_again(user, settings):
     job = request_job(user)
     first = services.start_generation(job_id=job.pk)
-    settings.GENERATION_STALE_AFTER_S = 60
-    Generation.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
-    assert services.reap_stale_generations() == [job.pk]
-    services.end_generation(
-        job_id=job.pk,
-        status=GenerationStatus.FAILED,
-        code="generation_failed",
-        message="x",
-        attempt=first.attempts,
-    )
+    _reap(job.pk, settings)
+    _fail_as(job.pk, first.attempts)
     assert Generation.objects.get(pk=job.pk).status == GenerationStatus.QUEUED
 
 
@@ -143,13 +146,7 @@ def test_a_stale_attempt_can_neither_beat_nor_end_nor_complete_the_job(
     assert services.report_progress(job_id=job.pk, attempt=first.attempts, progress=0.2)
     second = _hand_over(job.pk, settings)
     assert not services.report_progress(job_id=job.pk, attempt=first.attempts, progress=0.9)
-    services.end_generation(
-        job_id=job.pk,
-        status=GenerationStatus.FAILED,
-        code="generation_failed",
-        message="x",
-        attempt=first.attempts,
-    )
+    _fail_as(job.pk, first.attempts)
     frames = tiny_renderer.generate(worker.render_request(job))
     path = tmp_path / "out.mp4"
     path.write_bytes(encoding.encode_mp4(worker.finish_frames(frames, job), fps=8))
