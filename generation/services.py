@@ -138,7 +138,16 @@ def request_generation(
 ) -> tuple[Generation, bool]:
     """Validates, checks rights and quota, writes the job and enqueues it once the write commits
     (`enqueue_job=False` leaves running it to the caller, as the demo seeding does).
-    Returns (job, created); the same idempotency key from the same user returns the same job."""
+    Returns (job, created); the same idempotency key from the same user returns the same job. A key
+    longer than the column holds is refused, not cut: two long keys with the same start would
+    return each other's job."""
+    idempotency_key = idempotency_key.strip()
+    key_max = Generation._meta.get_field("idempotency_key").max_length
+    if len(idempotency_key) > key_max:
+        raise ApiError(
+            f"The Idempotency-Key is longer than {key_max} characters.",
+            details={"Idempotency-Key": [f"At most {key_max} characters."]},
+        )
     if idempotency_key:
         existing = Generation.objects.filter(user_id=user.pk, idempotency_key=idempotency_key).first()
         if existing is not None:
