@@ -83,12 +83,17 @@ def decode_mp4(
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.base_rate or 0)
         width, height = stream.codec_context.width, stream.codec_context.height
-        frames: np.ndarray | None = None
+        # Sized from the header before anything is decoded (the decoder's own frame is as large as
+        # ours); from the first frame only when the header has no size.
+        frames = (
+            _frame_buffer(width, height, max_frames, max_pixels, max_frame_pixels)
+            if width and height
+            else None
+        )
         count = 0
         for frame in container.decode(stream):
             if frames is None:
-                # The header's size, or the first frame's when the header has none.
-                width, height = (width, height) if width and height else (frame.width, frame.height)
+                width, height = frame.width, frame.height
                 frames = _frame_buffer(width, height, max_frames, max_pixels, max_frame_pixels)
             if (frame.width, frame.height) != (width, height):
                 raise ValueError("the frame size changes within the video")
