@@ -117,6 +117,12 @@ class Post(models.Model):
     def __str__(self) -> str:
         return f"post {self.pk} by {self.author_id} ({self.status})"
 
+    @property
+    def chain_root_id(self) -> int:
+        """The remix chain the post belongs to: its root, or the post itself when it is no remix
+        (`COALESCE(root_id, id)` where the feed's SQL reads it)."""
+        return self.root_id or self.pk
+
 
 class Follow(models.Model):
     follower = models.ForeignKey(User, on_delete=models.CASCADE, related_name="following_edges")

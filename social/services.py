@@ -180,7 +180,7 @@ def create_post(
             post.poster.name = poster_name
             if remix_of is not None:
                 post.remix_of = remix_of
-                post.root_id = remix_of.root_id or remix_of.pk
+                post.root_id = remix_of.chain_root_id
                 post.depth = remix_of.depth + 1
             post.save()
             if remix_of is not None:
@@ -354,7 +354,7 @@ def like_post(*, user: User, post: Post) -> bool:
         try:
             with transaction.atomic():
                 Like.objects.create(
-                    user=user, post=post, post_author_id=post.author_id, post_root_id=post.root_id or post.pk
+                    user=user, post=post, post_author_id=post.author_id, post_root_id=post.chain_root_id
                 )
         except IntegrityError as exc:
             # Only "already liked" means there is nothing to do; any other violation is a bug.

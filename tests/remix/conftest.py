@@ -20,7 +20,7 @@ def make_post(db):
             post.published_at = timezone.now()
         if remix_of is not None:
             post.remix_of = remix_of
-            post.root_id = remix_of.root_id or remix_of.pk
+            post.root_id = remix_of.chain_root_id
             post.depth = remix_of.depth + 1
         post.save()
         return post
