@@ -62,8 +62,10 @@ from social.selectors import (
     FeedViewer,
     feed_viewer,
     following_cards,
+    following_cards_json,
     newest_candidates,
     published_cards,
+    published_cards_json,
 )
 
 RECENT_POOL = 300
@@ -425,7 +427,11 @@ def _ranked_candidates(
     return ranking
 
 
-def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
+def for_you_page(
+    *, viewer: User, cursor: str | None, limit: int, media_url_prefix: str | None = None
+) -> Page:
+    """A page of the `for_you` tab: PostCards, or with `media_url_prefix` the page rendered by
+    PostgreSQL (`social.selectors.RenderedCards`)."""
     state = decode_cursor(cursor)
     pool = None
     if state is None:
@@ -446,7 +452,10 @@ def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
     )
     page_ids = [post_id for post_id, _author in chosen]
     # Blocks and reports made since the chain started apply at once.
-    items = published_cards(viewer=viewer, post_ids=page_ids)
+    if media_url_prefix is None:
+        items = published_cards(viewer=viewer, post_ids=page_ids)
+    else:
+        items = published_cards_json(viewer=viewer, post_ids=page_ids, media_url_prefix=media_url_prefix)
     served_now = np.union1d(served, np.asarray(page_ids, dtype=np.int64))
     has_more = (len(ranking) > len(chosen) or ranking.may_have_more) and len(
         served_now
@@ -459,11 +468,20 @@ def for_you_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
     return Page(items=items, next_cursor=next_cursor)
 
 
-def following_page(*, viewer: User, cursor: str | None, limit: int) -> Page:
-    """The `following` tab: newest first by (published_at, id), one statement per page."""
+def following_page(
+    *, viewer: User, cursor: str | None, limit: int, media_url_prefix: str | None = None
+) -> Page:
+    """The `following` tab: newest first by (published_at, id), one statement per page; PostCards,
+    or with `media_url_prefix` the page rendered by PostgreSQL (`social.selectors.RenderedCards`)."""
     after = keyset_position(cursor, keys=2)
     if after is not None and not (isinstance(after[0], datetime) and isinstance(after[1], int)):
         raise ApiError("The cursor is not valid.", details={"cursor": ["Invalid cursor."]})
+    if media_url_prefix is not None:
+        rendered, has_more = following_cards_json(
+            viewer=viewer, after=after, limit=limit, media_url_prefix=media_url_prefix
+        )
+        next_cursor = keyset_cursor(list(rendered.last_key)) if has_more and rendered.last_key else None
+        return Page(items=rendered, next_cursor=next_cursor)
     cards = following_cards(viewer=viewer, after=after, limit=limit + 1)
     next_cursor = None
     if len(cards) > limit:

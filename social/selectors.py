@@ -190,14 +190,71 @@ class PostCard:
 
 # The swipe feeds are the hottest reads: hand-written SQL costs one round trip per page and no
 # query compilation, which was most of a page's cost through the ORM.
-_CARD_SELECT = """
+_LIKED_BY_VIEWER = "EXISTS (SELECT 1 FROM social_like l WHERE l.post_id = p.id AND l.user_id = %(viewer)s)"
+_CARD_COLUMNS = f"""
 SELECT p.id, p.author_id, u.username, p.status, p.caption, p.prompt, p.video, p.poster, p.duration_s,
        p.width, p.height, p.created_at, p.published_at, p.like_count, p.comment_count, p.remix_count,
        p.view_count, p.remix_of_id, p.root_id, p.remix_allowed, p.cameo_refs::text, p.ip_refs::text,
-       p.content_id, p.provider,
-       EXISTS (SELECT 1 FROM social_like l WHERE l.post_id = p.id AND l.user_id = %(viewer)s)
-FROM social_post p JOIN social_user u ON u.id = p.author_id
+       p.content_id, p.provider, {_LIKED_BY_VIEWER}
 """
+_CARD_SELECT = f"{_CARD_COLUMNS} FROM social_post p JOIN social_user u ON u.id = p.author_id"
+
+
+def _iso_utc(column: str) -> str:
+    """A timestamp as `PostRendering.iso` writes it in UTC: ISO 8601, microseconds only when there
+    are any, `Z` for UTC."""
+    return (
+        f"to_char({column} AT TIME ZONE 'UTC', CASE WHEN date_trunc('second', {column}) = {column} "
+        """THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)"""
+    )
+
+
+# Characters Python's urllib.parse.quote leaves alone with Django's filepath_to_uri safe set.
+_URI_SAFE = r"[-A-Za-z0-9_.~/!*()'']"
+
+
+def _media_url(column: str) -> str:
+    """The media URL of a stored file name: %(media_url_prefix)s and the name quoted as
+    `django.utils.encoding.filepath_to_uri` quotes it (stored names are nearly always safe as
+    they are; the slow branch percent-encodes each other character's UTF-8 bytes)."""
+    quoted = rf"""CASE WHEN {column} ~ '^{_URI_SAFE}*$' THEN {column} ELSE (
+        SELECT string_agg(CASE WHEN ch ~ '^{_URI_SAFE}$' THEN ch
+                               ELSE regexp_replace(upper(encode(convert_to(ch, 'UTF8'), 'hex')), '(..)', '%%\1', 'g')
+                          END, '' ORDER BY n)
+        FROM regexp_split_to_table(replace({column}, '\', '/'), '') WITH ORDINALITY AS t(ch, n)) END"""
+    return f"CASE WHEN p.status <> 'removed' AND {column} <> '' THEN %(media_url_prefix)s || {quoted} END"
+
+
+def _ref_list(column: str, fields: str) -> str:
+    """A jsonb list of reference objects as `render_post_card` lists them (`fields` from each)."""
+    return (
+        f"CASE WHEN {column} = '[]' THEN '[]'::json ELSE COALESCE((SELECT json_agg(json_build_object({fields})) "
+        f"FROM jsonb_array_elements({column}) r WHERE jsonb_typeof(r) = 'object'), '[]') END"
+    )
+
+
+# API.md's Post, built by PostgreSQL for the swipe feeds: the same object as
+# `social.api.serializers.render_post_card` builds from a PostCard (tests compare the two field by
+# field), without decoding rows, building objects and encoding JSON in Python, which was a third
+# of a feed page's Python time. Needs `p` (the post), `u` (its author), %(viewer)s and
+# %(media_url_prefix)s (see `PostRendering.database_media_prefix`).
+_CARD_JSON = f"""json_build_object(
+    'id', p.id::text,
+    'author', json_build_object('id', p.author_id::text, 'username', u.username),
+    'status', p.status, 'caption', p.caption, 'prompt', p.prompt,
+    'video_url', {_media_url("p.video")},
+    'poster_url', {_media_url("p.poster")},
+    'duration_s', p.duration_s, 'width', p.width, 'height', p.height,
+    'created_at', {_iso_utc("p.created_at")},
+    'published_at', {_iso_utc("p.published_at")},
+    'like_count', p.like_count, 'comment_count', p.comment_count, 'remix_count', p.remix_count,
+    'view_count', p.view_count,
+    'liked_by_me', {_LIKED_BY_VIEWER},
+    'remix_of', p.remix_of_id::text, 'root_id', p.root_id::text, 'remix_allowed', p.remix_allowed,
+    'cameos', {_ref_list("p.cameo_refs", "'id', r->>'id', 'owner_username', r->'owner_username'")},
+    'ip', {_ref_list("p.ip_refs", "'id', r->>'id', 'name', r->'name', 'rights_holder', r->'rights_holder'")},
+    'ai_label', json_build_object('content_id', p.content_id::text, 'provider', p.provider)
+)"""
 
 # People on either side of a block with the viewer.
 _BLOCKED_AUTHORS = """
@@ -244,18 +301,18 @@ def _cards(sql: str, params: dict[str, Any]) -> list[PostCard]:
     return cards
 
 
-def following_cards(*, viewer: User, after: Sequence[Any] | None, limit: int) -> list[PostCard]:
-    """Published posts of the people the viewer follows, newest first, after the keyset position
-    `after` = (published_at, id). Blocks end follows; a follow made at the same moment as a block
-    can outlive it, so blocked authors are left out here too.
+def _following_page_sql(select: str, *, after: bool) -> str:
+    """The following tab's page: `select` over `p` (the post), `u` (its author) and `page` (its
+    place: published_at, id, position from 1), newest first, after the keyset position when `after`.
 
     The page is merged from each followed author's own newest posts (`limit` of them, from the
     author's partial index, keys only), so its cost grows with the number of people followed and
     the page size, not with how much they ever posted; only the page's rows are then read."""
     where_after = "AND (p.published_at, p.id) < (%(after_at)s, %(after_id)s)" if after else ""
-    sql = f"""
+    return f"""
         WITH page AS (
-            SELECT newest.id, newest.published_at
+            SELECT newest.id, newest.published_at,
+                   row_number() OVER (ORDER BY newest.published_at DESC, newest.id DESC) AS position
             FROM social_follow f
             CROSS JOIN LATERAL (
                 SELECT p.id, p.published_at FROM social_post p
@@ -267,12 +324,59 @@ def following_cards(*, viewer: User, after: Sequence[Any] | None, limit: int) ->
             ORDER BY newest.published_at DESC, newest.id DESC
             LIMIT %(limit)s
         )
-        {_CARD_SELECT} JOIN page ON page.id = p.id
-        ORDER BY page.published_at DESC, page.id DESC"""
+        {select}
+        FROM social_post p JOIN social_user u ON u.id = p.author_id JOIN page ON page.id = p.id"""
+
+
+def _following_params(viewer: User, after: Sequence[Any] | None, limit: int) -> dict[str, Any]:
     params: dict[str, Any] = {"viewer": viewer.pk, "limit": limit}
     if after:
         params["after_at"], params["after_id"] = after
-    return _cards(sql, params)
+    return params
+
+
+def following_cards(*, viewer: User, after: Sequence[Any] | None, limit: int) -> list[PostCard]:
+    """Published posts of the people the viewer follows, newest first, after the keyset position
+    `after` = (published_at, id). Blocks end follows; a follow made at the same moment as a block
+    can outlive it, so blocked authors are left out here too."""
+    sql = _following_page_sql(_CARD_COLUMNS, after=bool(after)) + " ORDER BY page.position"
+    return _cards(sql, _following_params(viewer, after, limit))
+
+
+@dataclass(frozen=True)
+class RenderedCards:
+    """A page of posts rendered by PostgreSQL (`_CARD_JSON`): `json` is the JSON array of API.md's
+    Post objects in page order, `count` how many, `last_key` the (published_at, id) of the last."""
+
+    json: str
+    count: int
+    last_key: tuple[datetime, int] | None = None
+
+
+def following_cards_json(
+    *, viewer: User, after: Sequence[Any] | None, limit: int, media_url_prefix: str
+) -> tuple[RenderedCards, bool]:
+    """The first `limit` of `following_cards` rendered by PostgreSQL, and whether more follow."""
+    sql = _following_page_sql(
+        f"""SELECT json_agg({_CARD_JSON} ORDER BY page.position) FILTER (WHERE page.position <= %(page_size)s)::text,
+                   count(*),
+                   max(page.published_at) FILTER (WHERE page.position = %(page_size)s),
+                   max(page.id) FILTER (WHERE page.position = %(page_size)s)""",
+        after=bool(after),
+    )
+    params = _following_params(viewer, after, limit + 1)
+    params.update(page_size=limit, media_url_prefix=media_url_prefix)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rendered, count, last_at, last_id = cursor.fetchone()
+    last_key = (last_at, last_id) if last_id is not None else None
+    return RenderedCards(rendered or "[]", min(count, limit), last_key), count > limit
+
+
+_PUBLISHED_FOR_VIEWER = f"""
+    WHERE p.id = ANY(%(ids)s) AND p.status = 'published'
+      AND p.author_id <> %(viewer)s
+      AND p.author_id NOT IN ({_EXCLUDED_AUTHORS})"""
 
 
 def published_cards(*, viewer: User, post_ids: Sequence[int]) -> list[PostCard]:
@@ -280,12 +384,22 @@ def published_cards(*, viewer: User, post_ids: Sequence[int]) -> list[PostCard]:
     viewer may not see in a feed (blocks and reports made since the ids were chosen apply at once)."""
     if not post_ids:
         return []
-    sql = f"""{_CARD_SELECT}
-        WHERE p.id = ANY(%(ids)s) AND p.status = 'published'
-          AND p.author_id <> %(viewer)s
-          AND p.author_id NOT IN ({_EXCLUDED_AUTHORS})"""
+    sql = f"{_CARD_SELECT} {_PUBLISHED_FOR_VIEWER}"
     by_id = {card.pk: card for card in _cards(sql, {"viewer": viewer.pk, "ids": list(post_ids)})}
     return [by_id[post_id] for post_id in post_ids if post_id in by_id]
+
+
+def published_cards_json(*, viewer: User, post_ids: Sequence[int], media_url_prefix: str) -> RenderedCards:
+    """`published_cards` rendered by PostgreSQL (`_CARD_JSON`), in the given order."""
+    if not post_ids:
+        return RenderedCards("[]", 0)
+    sql = f"""SELECT json_agg({_CARD_JSON} ORDER BY array_position(%(ids)s::bigint[], p.id))::text, count(*)
+        FROM social_post p JOIN social_user u ON u.id = p.author_id {_PUBLISHED_FOR_VIEWER}"""
+    params = {"viewer": viewer.pk, "ids": list(post_ids), "media_url_prefix": media_url_prefix}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rendered, count = cursor.fetchone()
+    return RenderedCards(rendered or "[]", count)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
+import datetime as dt
+import json
+
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.files.storage import FileSystemStorage
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.encoding import filepath_to_uri
 from rest_framework import serializers
@@ -7,7 +11,7 @@ from rest_framework import serializers
 from core.pagination import Page, page_response_data
 from core.serializers import IdField, StrictSerializer
 from social.models import Post
-from social.selectors import PostCard
+from social.selectors import PostCard, RenderedCards
 
 
 class RegisterSerializer(StrictSerializer):
@@ -124,6 +128,23 @@ class PostRendering:
         text = moment.astimezone(self._timezone).isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text
 
+    def database_media_prefix(self) -> str | None:
+        """What PostgreSQL puts before a quoted file name to make its media URL, when the feeds may
+        render posts in the database (`social.selectors._CARD_JSON`): the storage's URLs are a fixed
+        prefix and the name quoted as `filepath_to_uri` does (the local disk; S3 behind a domain,
+        unsigned), and times are rendered in UTC. None otherwise (signed URLs, another timezone)."""
+        if self._timezone.utcoffset(dt.datetime(2000, 1, 1)) != dt.timedelta(0):
+            return None
+        probe = "posts/0/probe.mp4"
+        url = self.url(probe)
+        if url is None or not url.endswith(probe):
+            return None
+        prefix = url[: -len(probe)]
+        unsafe_name = "posts/0/a name é.jpg"
+        if self.url(unsafe_name) != prefix + filepath_to_uri(unsafe_name):
+            return None
+        return prefix
+
     def url(self, name: str) -> str | None:
         if not name:
             return None
@@ -147,6 +168,11 @@ def post_rendering(context) -> PostRendering:
     if rendering is None:
         rendering = context["post_rendering"] = PostRendering(context.get("request"))
     return rendering
+
+
+def _ref_id(ref: dict) -> str | None:
+    value = ref.get("id")
+    return None if value is None else str(value)
 
 
 def render_post_card(card: PostCard, rendering: PostRendering) -> dict:
@@ -175,12 +201,12 @@ def render_post_card(card: PostCard, rendering: PostRendering) -> dict:
         "root_id": None if card.root_id is None else str(card.root_id),
         "remix_allowed": card.remix_allowed,
         "cameos": [
-            {"id": str(ref.get("id")), "owner_username": ref.get("owner_username")}
+            {"id": _ref_id(ref), "owner_username": ref.get("owner_username")}
             for ref in card.cameo_refs or []
             if isinstance(ref, dict)
         ],
         "ip": [
-            {"id": str(ref.get("id")), "name": ref.get("name"), "rights_holder": ref.get("rights_holder")}
+            {"id": _ref_id(ref), "name": ref.get("name"), "rights_holder": ref.get("rights_holder")}
             for ref in card.ip_refs or []
             if isinstance(ref, dict)
         ],
@@ -237,6 +263,14 @@ class PostSerializer(serializers.Serializer):
 def post_page_data(page: Page, request) -> dict:
     """A page of posts as every list of posts answers: `{"results": [...], "next_cursor": ...}`."""
     return page_response_data(page, PostSerializer(page.items, many=True, context={"request": request}).data)
+
+
+def rendered_post_page_response(page: Page) -> HttpResponse:
+    """A page whose posts PostgreSQL rendered (`RenderedCards`), answered as `post_page_data` would
+    be, without decoding and encoding the posts again."""
+    assert isinstance(page.items, RenderedCards)
+    body = '{"results":' + page.items.json + ',"next_cursor":' + json.dumps(page.next_cursor) + "}"
+    return HttpResponse(body.encode(), content_type="application/json")
 
 
 class PostPageSerializer(serializers.Serializer):

@@ -171,12 +171,17 @@ class FeedView(APIView):
         cursor = request.query_params.get("cursor")
         limit = read_limit(request.query_params)
         if tab == "following":
-            page = feed.following_page(viewer=request.user, cursor=cursor, limit=limit)
+            page_of = feed.following_page
         elif tab == "for_you":
-            page = feed.for_you_page(viewer=request.user, cursor=cursor, limit=limit)
+            page_of = feed.for_you_page
         else:
             raise ApiError(details={"tab": ["Must be for_you or following."]})
-        return Response(s.post_page_data(page, request))
+        # The feeds are the hottest reads: PostgreSQL renders their posts where it can.
+        media_url_prefix = s.PostRendering(request).database_media_prefix()
+        page = page_of(viewer=request.user, cursor=cursor, limit=limit, media_url_prefix=media_url_prefix)
+        if media_url_prefix is None:
+            return Response(s.post_page_data(page, request))
+        return s.rendered_post_page_response(page)
 
 
 class PostDetailView(APIView):

@@ -403,3 +403,71 @@ def test_feeds_render_a_post_exactly_as_its_own_endpoint_does(make_user, make_po
     assert detail["liked_by_me"] is True and detail["remix_of"] == str(source.pk)
     assert detail["cameos"] == [{"id": "7", "owner_username": "someone"}]
     assert detail["published_at"].endswith("Z") and detail["video_url"].startswith("http://")
+
+
+@pytest.mark.parametrize(
+    "media, created_at, cameo_refs, ip_refs",
+    [
+        # Stored names that filepath_to_uri must quote: a space, non-ASCII, a backslash, a percent.
+        ("posts/1/a b é\\c%d.mp4", (2026, 1, 2, 3, 4, 5, 100000), [], []),
+        ("", (2026, 1, 2, 3, 4, 5, 0), [{"id": "7", "owner_username": "a"}, "not an object"], []),
+        ("posts/1/plain-name_1.mp4", (1999, 12, 31, 23, 59, 59, 1), [], [{"id": 3}, {"name": "x"}]),
+    ],
+)
+def test_feeds_rendered_by_the_database_match_the_python_rendering(
+    make_user, make_post, media, created_at, cameo_refs, ip_refs
+):
+    """Feed pages are rendered by PostgreSQL (`_CARD_JSON`) where the storage allows; every field
+    must match `render_post_card`, which /posts/{id} uses, including quoting and time formats."""
+    from datetime import UTC, datetime
+
+    viewer, author = make_user("reader"), make_user("writer")
+    follow_user(follower=viewer, followee=author)
+    post = make_post(author, caption='quote " and \\ and ünïcode', cameo_refs=cameo_refs, ip_refs=ip_refs)
+    Post.objects.filter(pk=post.pk).update(
+        video=media, poster=media, created_at=datetime(*created_at, tzinfo=UTC)
+    )
+    client = client_for(viewer)
+    detail = client.get(f"/api/v1/posts/{post.pk}").json()
+    for tab in ("following", "for_you"):
+        response = client.get(f"/api/v1/feed?tab={tab}")
+        assert response["Content-Type"] == "application/json"
+        item = next(item for item in response.json()["results"] if item["id"] == str(post.pk))
+        assert item == detail, tab
+    from django.utils.encoding import filepath_to_uri
+
+    assert detail["video_url"] == (f"http://testserver/media/{filepath_to_uri(media)}" if media else None)
+
+
+def test_feeds_render_in_python_when_media_urls_are_signed(make_user, make_post, monkeypatch):
+    """Storage whose URLs are not a fixed prefix and the name (signed S3 URLs) cannot be rendered in
+    the database; the same pages come from the Python rendering instead."""
+    from django.core.files.storage import Storage
+    from django.utils.encoding import filepath_to_uri
+
+    from social.api.serializers import PostRendering
+
+    class SignedUrlStorage(Storage):
+        def url(self, name):
+            return f"https://cdn.example/{filepath_to_uri(name)}?signature=abc"
+
+    viewer, author = make_user("reader"), make_user("writer")
+    follow_user(follower=viewer, followee=author)
+    posts = [make_post(author, caption=f"p{index}") for index in range(3)]
+    client = client_for(viewer)
+    from_database = {tab: _chain(client, tab, limit=2) for tab in ("following", "for_you")}
+    assert PostRendering(None).database_media_prefix() == "/media/"
+    monkeypatch.setattr(Post._meta.get_field("video"), "storage", SignedUrlStorage())
+    assert PostRendering(None).database_media_prefix() is None
+    from_python = {tab: _chain(client, tab, limit=2) for tab in ("following", "for_you")}
+    for tab in ("following", "for_you"):
+        python_items = [item for page in from_python[tab] for item in page]
+        database_items = [item for page in from_database[tab] for item in page]
+        assert [len(page) for page in from_python[tab]] == [len(page) for page in from_database[tab]]
+        assert {item["id"] for item in python_items} == {str(post.pk) for post in posts}
+        for python_item, database_item in zip(python_items, database_items, strict=True):
+            for field in ("video_url", "poster_url"):
+                name = database_item[field].removeprefix("http://testserver/media/")
+                assert python_item[field] == f"https://cdn.example/{name}?signature=abc"
+                python_item[field] = database_item[field]
+            assert python_item == database_item
