@@ -44,19 +44,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.conf import settings
+from django.core import signing
 from django.core.cache import cache
 from django.utils import timezone
 
 from core.errors import ApiError
-from core.pagination import Page, decode_cursor, encode_cursor, keyset_cursor, keyset_position
+from core.pagination import Page, decode_cursor, keyset_cursor, keyset_position
 from social.models import User
 from social.selectors import (
     FeedViewer,
@@ -250,15 +252,17 @@ def spread_authors(
 
 # The widths a gap between two served ids is packed in, by the tag that starts a packed list.
 _ID_GAP_WIDTHS = {"2": np.dtype("<u2"), "4": np.dtype("<u4"), "8": np.dtype("<u8")}
+_ID_GAP_LIMITS = [(tag, int(np.iinfo(width).max)) for tag, width in _ID_GAP_WIDTHS.items()]
 
 
 def pack_post_ids(post_ids: np.ndarray) -> str:
     """Sorted, distinct, positive post ids as a short URL-safe text: the gaps between them, each in
     the narrowest unsigned width that holds the largest. A chain's 500 served ids take about 1.3 KB
     on a million posts (as a JSON list about 4 KB, and far slower to read and write on every page)."""
-    gaps = np.diff(np.asarray(post_ids, dtype=np.int64), prepend=0)
+    gaps = np.array(post_ids, dtype=np.int64)
+    gaps[1:] -= gaps[:-1]
     largest = int(gaps.max()) if len(gaps) else 0
-    tag = next(tag for tag, width in _ID_GAP_WIDTHS.items() if largest <= np.iinfo(width).max)
+    tag = next(tag for tag, limit in _ID_GAP_LIMITS if largest <= limit)
     packed = base64.urlsafe_b64encode(gaps.astype(_ID_GAP_WIDTHS[tag]).tobytes())
     return tag + packed.decode("ascii").rstrip("=")
 
@@ -284,6 +288,52 @@ def _served_ids(state: dict) -> np.ndarray:
     if isinstance(served, str):
         return unpack_post_ids(served)
     return np.unique(np.asarray([int(post_id) for post_id in served], dtype=np.int64))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@functools.cache
+def _chain_cursor_signer() -> signing.Signer:
+    return signing.Signer(salt="social.feed.for_you.chain")
+
+
+@dataclass(frozen=True)
+class ChainPosition:
+    """Where a for_you chain stands: its snapshot time T, the ids it served (sorted) and the author
+    it served last."""
+
+    snapshot: datetime
+    served: np.ndarray
+    last_author_id: int | None
+
+
+def encode_chain_cursor(position: ChainPosition) -> str:
+    """The signed cursor of a chain: `<T in microseconds>.<last author>.<packed served ids>`, signed
+    as plain text (no JSON, compression or timestamp: it is read and written on every page)."""
+    micros = (position.snapshot - _EPOCH) // _MICROSECOND
+    author = "" if position.last_author_id is None else position.last_author_id
+    return _chain_cursor_signer().sign(f"{micros}.{author}.{pack_post_ids(position.served)}")
+
+
+def decode_chain_cursor(cursor: str) -> ChainPosition:
+    """The chain position a cursor holds; also reads the JSON cursors issued before
+    (`core.pagination.encode_cursor`). 400 `invalid` for anything else."""
+    try:
+        value = _chain_cursor_signer().unsign(cursor)
+    except signing.BadSignature:
+        value = None
+    try:
+        if value is not None:
+            micros, author, packed = value.split(".", 2)
+            return ChainPosition(
+                _EPOCH + int(micros) * _MICROSECOND, unpack_post_ids(packed), int(author) if author else None
+            )
+        state = decode_cursor(cursor)
+        return ChainPosition(datetime.fromisoformat(state["t"]), _served_ids(state), state.get("a"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ApiError("The cursor is not valid.", details={"cursor": ["Invalid cursor."]}) from exc
 
 
 def _affinity(viewer_facts: FeedViewer) -> ViewerAffinity:
@@ -432,17 +482,12 @@ def for_you_page(
 ) -> Page:
     """A page of the `for_you` tab: PostCards, or with `media_url_prefix` the page rendered by
     PostgreSQL (`social.selectors.RenderedCards`)."""
-    state = decode_cursor(cursor)
     pool = None
-    if state is None:
+    if not cursor:
         (snapshot, pool), served, previous_author = recent_pool(), np.zeros(0, dtype=np.int64), None
     else:
-        try:
-            snapshot = datetime.fromisoformat(state["t"])
-            served = _served_ids(state)
-            previous_author = state.get("a")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ApiError("The cursor is not valid.", details={"cursor": ["Invalid cursor."]}) from exc
+        position = decode_chain_cursor(cursor)
+        snapshot, served, previous_author = position.snapshot, position.served, position.last_author_id
     ranking = _ranked_candidates(viewer, snapshot, served, pool)
     chosen = spread_authors(
         ranking.post_ids.tolist(),
@@ -456,15 +501,14 @@ def for_you_page(
         items = published_cards(viewer=viewer, post_ids=page_ids)
     else:
         items = published_cards_json(viewer=viewer, post_ids=page_ids, media_url_prefix=media_url_prefix)
-    served_now = np.union1d(served, np.asarray(page_ids, dtype=np.int64))
+    # Page ids are never among the served ones (the ranking and the continuation leave them out).
+    served_now = np.sort(np.concatenate((served, np.asarray(page_ids, dtype=np.int64))))
     has_more = (len(ranking) > len(chosen) or ranking.may_have_more) and len(
         served_now
     ) < settings.FEED_CHAIN_MAX_POSTS
     next_cursor = None
     if has_more and chosen:
-        next_cursor = encode_cursor(
-            {"t": snapshot.isoformat(), "s": pack_post_ids(served_now), "a": chosen[-1][1]}, compress=False
-        )
+        next_cursor = encode_chain_cursor(ChainPosition(snapshot, served_now, chosen[-1][1]))
     return Page(items=items, next_cursor=next_cursor)
 
 

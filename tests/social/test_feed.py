@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from core.pagination import decode_cursor, encode_cursor
+from core.pagination import encode_cursor
 from social.feed import (
     _candidates_from_pool,
     _continuation,
+    decode_chain_cursor,
+    encode_chain_cursor,
     pack_post_ids,
     recent_pool,
     spread_authors,
@@ -293,15 +295,17 @@ def test_a_large_served_list_packs_small_and_malformed_packings_are_refused():
             unpack_post_ids(malformed)
 
 
-def test_for_you_continues_a_cursor_that_lists_served_ids_as_before(crowd):
-    """Cursors issued before the packing carried the served ids as a JSON list; a client holding
-    one across a deploy goes on without repeats."""
+@pytest.mark.parametrize("served_as", ["json list", "packed"])
+def test_for_you_continues_a_cursor_issued_before(crowd, served_as):
+    """Cursors issued before carried the chain as signed JSON, the served ids as a list (before
+    the packing) or packed; a client holding one across a deploy goes on without repeats."""
     viewer, _authors, posts = crowd
     client = client_for(viewer)
     first = client.get("/api/v1/feed?tab=for_you&limit=5").json()
-    state = decode_cursor(first["next_cursor"])
-    state["s"] = unpack_post_ids(state["s"]).tolist()
-    cursor = encode_cursor(state)
+    position = decode_chain_cursor(first["next_cursor"])
+    served = position.served.tolist() if served_as == "json list" else pack_post_ids(position.served)
+    cursor = encode_cursor({"t": position.snapshot.isoformat(), "s": served, "a": position.last_author_id})
+    assert decode_chain_cursor(cursor).served.tolist() == position.served.tolist()
     pages = [first["results"]]
     while cursor:
         body = client.get(f"/api/v1/feed?tab=for_you&limit=5&cursor={cursor}").json()
@@ -312,10 +316,34 @@ def test_for_you_continues_a_cursor_that_lists_served_ids_as_before(crowd):
 
 
 def test_for_you_refuses_a_signed_cursor_with_malformed_served_ids(auth_client):
-    cursor = encode_cursor({"t": timezone.now().isoformat(), "s": "2@@@", "a": None})
-    response = auth_client.get(f"/api/v1/feed?tab=for_you&cursor={cursor}")
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid"
+    from social.feed import _chain_cursor_signer
+
+    for cursor in (
+        encode_cursor({"t": timezone.now().isoformat(), "s": "2@@@", "a": None}),
+        _chain_cursor_signer().sign("1700000000000000..2@@@"),
+        _chain_cursor_signer().sign("not a time.5.2AQA"),
+    ):
+        response = auth_client.get(f"/api/v1/feed?tab=for_you&cursor={cursor}")
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid"
+
+
+def test_for_you_cursor_is_signed_and_round_trips(crowd):
+    """The chain cursor holds T to the microsecond, the served ids and the last author; a changed
+    character breaks its signature (400), so a client cannot unserve posts or move T."""
+    viewer, _authors, _posts = crowd
+    client = client_for(viewer)
+    first = client.get("/api/v1/feed?tab=for_you&limit=5").json()
+    position = decode_chain_cursor(first["next_cursor"])
+    assert sorted(position.served.tolist()) == sorted(int(post["id"]) for post in first["results"])
+    assert position.last_author_id == int(first["results"][-1]["author"]["id"])
+    again = decode_chain_cursor(encode_chain_cursor(position))
+    assert again.snapshot == position.snapshot and again.served.tolist() == position.served.tolist()
+    value, signature = first["next_cursor"].rsplit(":", 1)
+    micros, author, packed = value.split(".", 2)
+    for forged in (f"{int(micros) + 1}.{author}.{packed}", f"{micros}.{author}.{pack_post_ids(np.array([1]))}"):
+        response = client.get(f"/api/v1/feed?tab=for_you&cursor={forged}:{signature}")
+        assert response.status_code == 400
 
 
 def test_following_tab_is_newest_first_from_followed_only(make_user, make_post):
