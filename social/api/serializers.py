@@ -1,4 +1,5 @@
 import datetime as dt
+import functools
 import json
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -109,6 +110,21 @@ class AiLabelSerializer(serializers.Serializer):
     provider = serializers.CharField()
 
 
+@functools.lru_cache(maxsize=16)
+def _fixed_url_prefix(storage, base_url: str) -> str | None:
+    """The prefix of every URL of `storage` (with `base_url`, which tests may change), when its URLs
+    are that prefix and the name quoted by `filepath_to_uri`; None when they are not (signed)."""
+    probe = "posts/0/probe.mp4"
+    url = storage.url(probe)
+    if not url.endswith(probe):
+        return None
+    prefix = url[: -len(probe)]
+    unsafe_name = "posts/0/a name é.jpg"
+    if storage.url(unsafe_name) != prefix + filepath_to_uri(unsafe_name):
+        return None
+    return prefix
+
+
 class PostRendering:
     """What rendering posts needs from one response, worked out once for all its posts: media URLs
     (the storage's URL, prefixed with the request's origin when the storage gives a path, as the
@@ -135,15 +151,14 @@ class PostRendering:
         unsigned), and times are rendered in UTC. None otherwise (signed URLs, another timezone)."""
         if self._timezone.utcoffset(dt.datetime(2000, 1, 1)) != dt.timedelta(0):
             return None
-        probe = "posts/0/probe.mp4"
-        url = self.url(probe)
-        if url is None or not url.endswith(probe):
-            return None
-        prefix = url[: -len(probe)]
-        unsafe_name = "posts/0/a name é.jpg"
-        if self.url(unsafe_name) != prefix + filepath_to_uri(unsafe_name):
-            return None
-        return prefix
+        prefix = _fixed_url_prefix(self.storage, self._base_url)
+        if prefix is None or self.request is None or prefix.startswith(("http://", "https://")):
+            return prefix
+        if not prefix.startswith("/"):
+            return self.request.build_absolute_uri(prefix)
+        if self._origin is None:
+            self._origin = self.request.build_absolute_uri("/")[:-1]
+        return self._origin + prefix
 
     def url(self, name: str) -> str | None:
         if not name:
