@@ -265,6 +265,9 @@ THEME_SIMILARITY_THRESHOLD = float(env_str("THEME_SIMILARITY_THRESHOLD", "0.40")
 POST_VIDEO_MAX_BYTES = env_int("POST_VIDEO_MAX_BYTES", 100 * 1024 * 1024)
 POST_VIDEO_MAX_SECONDS = env_int("POST_VIDEO_MAX_SECONDS", 120)
 FEED_CHAIN_MAX_POSTS = env_int("FEED_CHAIN_MAX_POSTS", 500)
+# Feed pages are rendered to JSON by PostgreSQL where the media storage allows it (a fixed URL
+# prefix); off, Python renders them as every other list of posts.
+FEED_RENDER_IN_DATABASE = env_bool("FEED_RENDER_IN_DATABASE", True)
 
 # remix: revenue split (basis points of each revenue event) and IP detection
 PLATFORM_FEE_BPS = env_int("PLATFORM_FEE_BPS", 3000)

@@ -28,8 +28,9 @@ again with its status); T is the pool's time, and V's own, blocked and reported 
 from it in Python. Everything else about V (follows, exclusions, recent likes) and the followed
 authors' newest posts comes in one statement (`social.selectors.feed_viewer`).
 
-The cursor is signed and carries T and the ids already served in this chain (`pack_post_ids`:
-the gaps between the sorted ids in the narrowest width that holds them, about 2 bytes an id):
+The cursor is signed and carries T, the author served last and the ids already served in this
+chain (`encode_chain_cursor`; `pack_post_ids`: the gaps between the sorted ids in the narrowest
+width that holds them, about 2 bytes an id):
 posts published after T never enter the chain, and served posts are excluded from every later
 page, so no post appears twice however the counters move between pages; every candidate is served
 eventually, in rank order. The ranked list is cached per chain (Redis, 15 min, and the last few

@@ -2,6 +2,7 @@ import datetime as dt
 import functools
 import json
 
+from django.conf import settings
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.files.storage import FileSystemStorage
 from django.http import HttpResponse
@@ -148,7 +149,10 @@ class PostRendering:
         """What PostgreSQL puts before a quoted file name to make its media URL, when the feeds may
         render posts in the database (`social.selectors._CARD_JSON`): the storage's URLs are a fixed
         prefix and the name quoted as `filepath_to_uri` does (the local disk; S3 behind a domain,
-        unsigned), and times are rendered in UTC. None otherwise (signed URLs, another timezone)."""
+        unsigned), and times are rendered in UTC. None otherwise (signed URLs, another timezone, or
+        FEED_RENDER_IN_DATABASE off)."""
+        if not settings.FEED_RENDER_IN_DATABASE:
+            return None
         if self._timezone.utcoffset(dt.datetime(2000, 1, 1)) != dt.timedelta(0):
             return None
         prefix = _fixed_url_prefix(self.storage, self._base_url)

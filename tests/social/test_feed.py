@@ -341,7 +341,10 @@ def test_for_you_cursor_is_signed_and_round_trips(crowd):
     assert again.snapshot == position.snapshot and again.served.tolist() == position.served.tolist()
     value, signature = first["next_cursor"].rsplit(":", 1)
     micros, author, packed = value.split(".", 2)
-    for forged in (f"{int(micros) + 1}.{author}.{packed}", f"{micros}.{author}.{pack_post_ids(np.array([1]))}"):
+    for forged in (
+        f"{int(micros) + 1}.{author}.{packed}",
+        f"{micros}.{author}.{pack_post_ids(np.array([1]))}",
+    ):
         response = client.get(f"/api/v1/feed?tab=for_you&cursor={forged}:{signature}")
         assert response.status_code == 400
 
@@ -499,3 +502,18 @@ def test_feeds_render_in_python_when_media_urls_are_signed(make_user, make_post,
                 assert python_item[field] == f"https://cdn.example/{name}?signature=abc"
                 python_item[field] = database_item[field]
             assert python_item == database_item
+
+
+def test_feeds_render_in_python_when_database_rendering_is_off(make_user, make_post, settings):
+    from social.api.serializers import PostRendering
+
+    viewer, author = make_user("reader"), make_user("writer")
+    follow_user(follower=viewer, followee=author)
+    make_post(author, caption="one")
+    client = client_for(viewer)
+    rendered = {tab: client.get(f"/api/v1/feed?tab={tab}").json() for tab in ("following", "for_you")}
+    settings.FEED_RENDER_IN_DATABASE = False
+    assert PostRendering(None).database_media_prefix() is None
+    for tab in ("following", "for_you"):
+        # No cursor: both pages are first pages, so for_you ranks the same single post.
+        assert client.get(f"/api/v1/feed?tab={tab}").json()["results"] == rendered[tab]["results"]
