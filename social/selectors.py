@@ -346,10 +346,9 @@ def following_cards(*, viewer: User, after: Sequence[Any] | None, limit: int) ->
 @dataclass(frozen=True)
 class RenderedCards:
     """A page of posts rendered by PostgreSQL (`_CARD_JSON`): `json` is the JSON array of API.md's
-    Post objects in page order, `count` how many, `last_key` the (published_at, id) of the last."""
+    Post objects in page order, `last_key` the (published_at, id) of the last (following tab)."""
 
     json: str
-    count: int
     last_key: tuple[datetime, int] | None = None
 
 
@@ -370,7 +369,7 @@ def following_cards_json(
         cursor.execute(sql, params)
         rendered, count, last_at, last_id = cursor.fetchone()
     last_key = (last_at, last_id) if last_id is not None else None
-    return RenderedCards(rendered or "[]", min(count, limit), last_key), count > limit
+    return RenderedCards(rendered or "[]", last_key), count > limit
 
 
 _PUBLISHED_FOR_VIEWER = f"""
@@ -392,14 +391,14 @@ def published_cards(*, viewer: User, post_ids: Sequence[int]) -> list[PostCard]:
 def published_cards_json(*, viewer: User, post_ids: Sequence[int], media_url_prefix: str) -> RenderedCards:
     """`published_cards` rendered by PostgreSQL (`_CARD_JSON`), in the given order."""
     if not post_ids:
-        return RenderedCards("[]", 0)
-    sql = f"""SELECT json_agg({_CARD_JSON} ORDER BY array_position(%(ids)s::bigint[], p.id))::text, count(*)
+        return RenderedCards("[]")
+    sql = f"""SELECT json_agg({_CARD_JSON} ORDER BY array_position(%(ids)s::bigint[], p.id))::text
         FROM social_post p JOIN social_user u ON u.id = p.author_id {_PUBLISHED_FOR_VIEWER}"""
     params = {"viewer": viewer.pk, "ids": list(post_ids), "media_url_prefix": media_url_prefix}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rendered, count = cursor.fetchone()
-    return RenderedCards(rendered or "[]", count)
+        (rendered,) = cursor.fetchone()
+    return RenderedCards(rendered or "[]")
 
 
 @dataclass(frozen=True)
