@@ -156,13 +156,7 @@ class PostRendering:
         if self._timezone.utcoffset(dt.datetime(2000, 1, 1)) != dt.timedelta(0):
             return None
         prefix = _fixed_url_prefix(self.storage, self._base_url)
-        if prefix is None or self.request is None or prefix.startswith(("http://", "https://")):
-            return prefix
-        if not prefix.startswith("/"):
-            return self.request.build_absolute_uri(prefix)
-        if self._origin is None:
-            self._origin = self.request.build_absolute_uri("/")[:-1]
-        return self._origin + prefix
+        return None if prefix is None else self._absolute(prefix)
 
     def url(self, name: str) -> str | None:
         if not name:
@@ -172,6 +166,10 @@ class PostRendering:
             url = self._base_url + filepath_to_uri(name).lstrip("/")
         else:
             url = self.storage.url(name)
+        return self._absolute(url)
+
+    def _absolute(self, url: str) -> str:
+        """The URL with the request's origin when the storage gave a path."""
         if self.request is None or url.startswith(("http://", "https://")):
             return url
         if not url.startswith("/"):
