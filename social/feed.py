@@ -297,6 +297,8 @@ _MICROSECOND = timedelta(microseconds=1)
 
 @functools.cache
 def _chain_cursor_signer() -> signing.Signer:
+    # Made once per process: a Signer reads SECRET_KEY (and its fallbacks) when it is made, and
+    # making one on every page cost as much as signing.
     return signing.Signer(salt="social.feed.for_you.chain")
 
 
