@@ -16,13 +16,13 @@ one process, taking turns run by run (`FEED_RENDER_IN_DATABASE`).
 from __future__ import annotations
 
 import argparse
-import io
+import json
 import os
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import quote
+from wsgiref.util import setup_testing_defaults
 
 from feed_load import CONNECTIONS, PAGES_PER_CHAIN, SCENARIOS, bench_tokens
 from harness import start_django
@@ -46,20 +46,16 @@ class Clients:
         self.pages = [index % pages_per_chain for index in range(len(tokens))]
 
     def request(self, index: int) -> None:
-        import json
-
         client = index % len(self.tokens)
         path, _, query = self.path.partition("?")
         cursor = self.cursors[client]
         if cursor:
             query += "&cursor=" + quote(cursor)
         environ = {
-            "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1:8000", "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_AUTHORIZATION": f"Bearer {self.tokens[client]}", "wsgi.input": io.BytesIO(b""),
-            "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
-            "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+            "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query,
+            "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Bearer {self.tokens[client]}",
         }  # fmt: skip
+        setup_testing_defaults(environ)
         statuses: list[str] = []
         response = self.application(environ, lambda status, headers, exc_info=None: statuses.append(status))
         try:

@@ -197,7 +197,9 @@ SELECT p.id, p.author_id, u.username, p.status, p.caption, p.prompt, p.video, p.
        p.view_count, p.remix_of_id, p.root_id, p.remix_allowed, p.cameo_refs::text, p.ip_refs::text,
        p.content_id, p.provider, {_LIKED_BY_VIEWER}
 """
-_CARD_SELECT = f"{_CARD_COLUMNS} FROM social_post p JOIN social_user u ON u.id = p.author_id"
+# A card's post `p` and its author `u`.
+_CARD_FROM = "FROM social_post p JOIN social_user u ON u.id = p.author_id"
+_CARD_SELECT = f"{_CARD_COLUMNS} {_CARD_FROM}"
 
 
 def _iso_utc(column: str) -> str:
@@ -325,7 +327,7 @@ def _following_page_sql(select: str, *, after: bool) -> str:
             LIMIT %(limit)s
         )
         {select}
-        FROM social_post p JOIN social_user u ON u.id = p.author_id JOIN page ON page.id = p.id"""
+        {_CARD_FROM} JOIN page ON page.id = p.id"""
 
 
 def _following_params(viewer: User, after: Sequence[Any] | None, limit: int) -> dict[str, Any]:
@@ -393,7 +395,7 @@ def published_cards_json(*, viewer: User, post_ids: Sequence[int], media_url_pre
     if not post_ids:
         return RenderedCards("[]")
     sql = f"""SELECT json_agg({_CARD_JSON} ORDER BY array_position(%(ids)s::bigint[], p.id))::text
-        FROM social_post p JOIN social_user u ON u.id = p.author_id {_PUBLISHED_FOR_VIEWER}"""
+        {_CARD_FROM} {_PUBLISHED_FOR_VIEWER}"""
     params = {"viewer": viewer.pk, "ids": list(post_ids), "media_url_prefix": media_url_prefix}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

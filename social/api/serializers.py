@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.encoding import filepath_to_uri
 from rest_framework import serializers
+from rest_framework.response import Response
 
 from core.pagination import Page, page_response_data
 from core.serializers import IdField, StrictSerializer
@@ -282,10 +283,11 @@ def post_page_data(page: Page, request) -> dict:
     return page_response_data(page, PostSerializer(page.items, many=True, context={"request": request}).data)
 
 
-def rendered_post_page_response(page: Page) -> HttpResponse:
-    """A page whose posts PostgreSQL rendered (`RenderedCards`), answered as `post_page_data` would
-    be, without decoding and encoding the posts again."""
-    assert isinstance(page.items, RenderedCards)
+def post_page_response(page: Page, request) -> Response | HttpResponse:
+    """A page of posts as every list of posts answers; a page whose posts PostgreSQL rendered
+    (`RenderedCards`) is sent as it came, without decoding and encoding the posts again."""
+    if not isinstance(page.items, RenderedCards):
+        return Response(post_page_data(page, request))
     body = '{"results":' + page.items.json + ',"next_cursor":' + json.dumps(page.next_cursor) + "}"
     return HttpResponse(body.encode(), content_type="application/json")
 

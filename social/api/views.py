@@ -179,9 +179,7 @@ class FeedView(APIView):
         # The feeds are the hottest reads: PostgreSQL renders their posts where it can.
         media_url_prefix = s.PostRendering(request).database_media_prefix()
         page = page_of(viewer=request.user, cursor=cursor, limit=limit, media_url_prefix=media_url_prefix)
-        if media_url_prefix is None:
-            return Response(s.post_page_data(page, request))
-        return s.rendered_post_page_response(page)
+        return s.post_page_response(page, request)
 
 
 class PostDetailView(APIView):

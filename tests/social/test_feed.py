@@ -517,3 +517,19 @@ def test_feeds_render_in_python_when_database_rendering_is_off(make_user, make_p
     for tab in ("following", "for_you"):
         # No cursor: both pages are first pages, so for_you ranks the same single post.
         assert client.get(f"/api/v1/feed?tab={tab}").json()["results"] == rendered[tab]["results"]
+
+
+def test_a_cursor_of_one_tab_is_refused_by_the_other(crowd):
+    viewer, authors, _posts = crowd
+    for author in authors:
+        follow_user(follower=viewer, followee=author)
+    client = client_for(viewer)
+    cursors = {
+        tab: client.get(f"/api/v1/feed?tab={tab}&limit=2").json()["next_cursor"]
+        for tab in ("following", "for_you")
+    }
+    assert all(cursors.values())
+    for tab, other in (("following", "for_you"), ("for_you", "following")):
+        response = client.get(f"/api/v1/feed?tab={other}&cursor={cursors[tab]}")
+        assert response.status_code == 400, (tab, other)
+        assert response.json()["error"]["code"] == "invalid"
