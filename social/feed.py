@@ -20,13 +20,15 @@ greedily so that no two neighbours share an author while another author is avail
 last served on the previous page counts as a neighbour). The part of a score that does not depend
 on V (freshness, engagement, remixability) is computed once per pool, in numpy.
 
-A chain's first page costs two statements besides the page itself. The 300 newest posts are the
-same for every viewer, so they come from a pool each server process keeps for RECENT_POOL_SECONDS
-(dropped at once in the process where a post is saved or deleted; elsewhere a new post enters first
-pages within those seconds, and a post taken down meanwhile is never served, as every page is read
-again with its status); T is the pool's time, and V's own, blocked and reported authors are removed
-from it in Python. Everything else about V (follows, exclusions, recent likes) and the followed
-authors' newest posts comes in one statement (`social.selectors.feed_viewer`).
+A chain's first page costs one statement besides the page itself, and at most two more when what
+the process keeps has expired. The 300 newest posts are the same for every viewer, so they come
+from a pool each server process keeps for RECENT_POOL_SECONDS (dropped at once in the process
+where a post is saved or deleted; elsewhere a new post enters first pages within those seconds,
+and a post taken down meanwhile is never served, as every page is read again with its status); T
+is the pool's time, and V's own, blocked and reported authors are removed from it in Python. The
+followed authors' newest posts are kept the same way, per author, shared by all of the author's
+followers (`AuthorsNewest`; only the authors missing from it are read). Everything else about V
+(follows, exclusions, recent likes) comes in one statement (`social.selectors.feed_viewer`).
 
 The cursor is signed and carries T, the author served last and the ids already served in this
 chain (`encode_chain_cursor`; `pack_post_ids`: the gaps between the sorted ids in the narrowest
@@ -63,6 +65,7 @@ from core.pagination import Page, decode_cursor, keyset_cursor, keyset_position
 from social.models import User
 from social.selectors import (
     FeedViewer,
+    authors_newest_candidates,
     feed_viewer,
     following_cards,
     following_cards_json,
@@ -362,13 +365,97 @@ def _continuation(
         snapshot=snapshot,
     )
     # A full recent pool means older posts remain for later pages.
-    return _with_followed_pool(recent, viewer_facts, snapshot), len(recent) >= RECENT_POOL
-
-
-def _with_followed_pool(recent: Candidates, viewer_facts: FeedViewer, snapshot: datetime) -> Candidates:
-    """The recent candidates, then the followed authors' pool less what is among them already."""
     followed = Candidates.from_columns(viewer_facts.followed_pool, snapshot=snapshot)
+    return _with_followed_pool(recent, followed), len(recent) >= RECENT_POOL
+
+
+def _with_followed_pool(recent: Candidates, followed: Candidates) -> Candidates:
+    """The recent candidates, then the followed authors' pool less what is among them already."""
     return recent.followed_by(followed.take(~member_of(followed.post_ids, recent.post_ids)))
+
+
+_PUBLISHED = CANDIDATE_FIELDS.index("published_at")
+_POST_ID = CANDIDATE_FIELDS.index("id")
+_AUTHOR_ID = CANDIDATE_FIELDS.index("author_id")
+_NO_ROWS = np.zeros((0, len(CANDIDATE_FIELDS)), dtype=np.float64)
+
+
+class AuthorsNewest:
+    """Each author's FOLLOWED_POOL_PER_AUTHOR newest published posts as candidate rows (one float64
+    row of CANDIDATE_FIELDS a post), kept by this process for RECENT_POOL_SECONDS and shared by
+    every viewer who follows the author, as the recent pool is shared by all viewers: reading the
+    followed authors' newest posts was most of a first page's database time, and the same popular
+    authors are followed by many viewers. Entries are as fresh as the recent pool (dropped at once
+    in the process where one of the author's posts is saved or deleted); the authors missing from
+    it are read in one statement. Bounded: when full, the expired entries go, or else all."""
+
+    def __init__(self, capacity: int = 20_000):
+        self.capacity = capacity
+        self._rows: dict[int, tuple[float, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def rows(self, author_ids: list[int]) -> np.ndarray:
+        """The newest rows of all these authors, author by author (each newest first)."""
+        now = time.monotonic()
+        blocks, missing = [], []
+        for author_id in author_ids:
+            entry = self._rows.get(author_id)
+            if entry is None or entry[0] <= now:
+                missing.append(author_id)
+            else:
+                blocks.append(entry[1])
+        if missing:
+            fetched = self._read(missing)
+            blocks.extend(fetched.values())
+            with self._lock:
+                if len(self._rows) + len(fetched) > self.capacity:
+                    self._rows = {key: entry for key, entry in self._rows.items() if entry[0] > now}
+                    if len(self._rows) + len(fetched) > self.capacity:
+                        self._rows = {}
+                expires_at = now + RECENT_POOL_SECONDS
+                self._rows.update((author_id, (expires_at, rows)) for author_id, rows in fetched.items())
+        return np.concatenate(blocks) if blocks else _NO_ROWS
+
+    @staticmethod
+    def _read(author_ids: list[int]) -> dict[int, np.ndarray]:
+        columns = authors_newest_candidates(
+            author_ids=author_ids, at=timezone.now(), per_author=FOLLOWED_POOL_PER_AUTHOR
+        )
+        found = dict.fromkeys(author_ids, _NO_ROWS)
+        if not len(columns[0]):
+            return found
+        rows = np.array(columns, dtype=np.float64).T
+        # A stable sort by author keeps each author's rows newest first.
+        rows = rows[np.argsort(rows[:, _AUTHOR_ID], kind="stable")]
+        starts = np.flatnonzero(np.diff(rows[:, _AUTHOR_ID], prepend=-1.0))
+        for block in np.split(rows, starts[1:]):
+            found[int(block[0, _AUTHOR_ID])] = block
+        return found
+
+    def forget(self, author_id: int | None = None) -> None:
+        """Drops one author's entry, or with no author every entry."""
+        with self._lock:
+            if author_id is None:
+                self._rows = {}
+            else:
+                self._rows.pop(author_id, None)
+
+
+authors_newest = AuthorsNewest()
+
+
+def _followed_pool(viewer: User, viewer_facts: FeedViewer, snapshot: datetime) -> Candidates:
+    """The FOLLOWED_POOL newest posts published at `snapshot` by the authors the viewer follows (not
+    their own, none excluded), from `authors_newest`."""
+    followed = [
+        author_id
+        for author_id in viewer_facts.followed_author_ids
+        if author_id != viewer.pk and author_id not in viewer_facts.excluded_author_ids
+    ]
+    rows = authors_newest.rows(followed)
+    rows = rows[rows[:, _PUBLISHED] <= snapshot.timestamp()]
+    newest = np.lexsort((-rows[:, _POST_ID], -rows[:, _PUBLISHED]))[:FOLLOWED_POOL]
+    return Candidates.from_columns(rows[newest].T, snapshot=snapshot)
 
 
 _recent_pool: tuple[float, datetime, Candidates] | None = None
@@ -397,9 +484,8 @@ def _candidates_from_pool(
 ) -> tuple[Candidates, bool]:
     excluded = [*viewer_facts.excluded_author_ids, viewer.pk]
     allowed = np.flatnonzero(~member_of(pool.author_ids, np.asarray(excluded, dtype=np.int64)))
-    return _with_followed_pool(pool.take(allowed[:RECENT_POOL]), viewer_facts, snapshot), len(
-        pool
-    ) >= RECENT_POOL
+    followed = _followed_pool(viewer, viewer_facts, snapshot)
+    return _with_followed_pool(pool.take(allowed[:RECENT_POOL]), followed), len(pool) >= RECENT_POOL
 
 
 class RecentRankings:
@@ -462,10 +548,12 @@ def _ranked_candidates(
         remaining = cached.without(served)
         if len(remaining) or not remaining.may_have_more:
             return remaining
+    # A first page takes the followed authors' newest posts from `authors_newest`; a continuation
+    # reads them without the served ids.
     viewer_facts = feed_viewer(
         viewer=viewer,
         recent_likes=RECENT_LIKES,
-        followed_pool_at=snapshot,
+        followed_pool_at=None if first_page else snapshot,
         followed_pool_size=FOLLOWED_POOL,
         followed_pool_per_author=FOLLOWED_POOL_PER_AUTHOR,
         exclude_post_ids=served.tolist(),

@@ -492,6 +492,24 @@ def feed_viewer(
     return FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots, pool)
 
 
+def authors_newest_candidates(*, author_ids: Sequence[int], at: datetime, per_author: int) -> list[list]:
+    """The `per_author` newest posts each of these authors published at `at`, as columns
+    (CANDIDATE_FIELDS of social.feed, newest first): one scan of each author's partial index."""
+    sql = f"""
+        SELECT {_CANDIDATE_ARRAYS}
+        FROM unnest(%(authors)s::bigint[]) AS author(id)
+        CROSS JOIN LATERAL (
+            SELECT p.* FROM social_post p
+            WHERE p.author_id = author.id AND p.status = 'published' AND p.published_at <= %(at)s
+            ORDER BY p.published_at DESC, p.id DESC
+            LIMIT %(per_author)s
+        ) pool"""
+    params = {"authors": list(author_ids), "at": at, "per_author": per_author}
+    with _binary_cursor() as cursor:
+        cursor.execute(sql, params)
+        return [column or [] for column in cursor.fetchone()]
+
+
 def newest_candidates(
     *, at: datetime, limit: int, viewer: User | None = None, exclude_post_ids: Collection[int] = ()
 ) -> list[list]:

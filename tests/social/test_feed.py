@@ -5,9 +5,13 @@ import pytest
 from django.utils import timezone
 
 from core.pagination import encode_cursor
+from social import feed
 from social.feed import (
+    AuthorsNewest,
+    Candidates,
     _candidates_from_pool,
     _continuation,
+    _followed_pool,
     decode_chain_cursor,
     encode_chain_cursor,
     pack_post_ids,
@@ -533,3 +537,73 @@ def test_a_cursor_of_one_tab_is_refused_by_the_other(crowd):
         response = client.get(f"/api/v1/feed?tab={other}&cursor={cursors[tab]}")
         assert response.status_code == 400, (tab, other)
         assert response.json()["error"]["code"] == "invalid"
+
+
+def _followed_pool_from_the_statement(viewer, snapshot):
+    facts = feed_viewer(
+        viewer=viewer,
+        recent_likes=10,
+        followed_pool_at=snapshot,
+        followed_pool_size=feed.FOLLOWED_POOL,
+        followed_pool_per_author=feed.FOLLOWED_POOL_PER_AUTHOR,
+    )
+    return Candidates.from_columns(facts.followed_pool, snapshot=snapshot)
+
+
+def test_followed_pool_kept_by_the_process_matches_the_statement(crowd, make_user, make_post, monkeypatch):
+    viewer, authors, posts = crowd
+    monkeypatch.setattr(feed, "FOLLOWED_POOL", 7)
+    monkeypatch.setattr(feed, "FOLLOWED_POOL_PER_AUTHOR", 3)
+    silent = make_user("silent")
+    for followee in [*authors, silent, viewer]:
+        if followee != viewer:
+            follow_user(follower=viewer, followee=followee)
+    block_user(blocker=viewer, blocked=authors[3])
+    snapshot = timezone.now()
+    # Published after the snapshot: in the process's rows, never in this chain.
+    later = make_post(authors[1], caption="later")
+    viewer_facts = feed_viewer(viewer=viewer, recent_likes=10)
+    kept = _followed_pool(viewer, viewer_facts, snapshot)
+    expected = _followed_pool_from_the_statement(viewer, snapshot)
+    assert kept.post_ids.tolist() == expected.post_ids.tolist()
+    assert len(kept) == 7 and later.pk not in kept.post_ids
+    assert kept.author_ids.tolist() == expected.author_ids.tolist()
+    assert kept.root_ids.tolist() == expected.root_ids.tolist()
+    np.testing.assert_allclose(kept.base_scores, expected.base_scores, rtol=1e-12)
+    assert authors[3].pk not in kept.author_ids
+    # At most FOLLOWED_POOL_PER_AUTHOR of the prolific author.
+    assert kept.author_ids.tolist().count(authors[0].pk) == 3
+
+
+def test_authors_newest_reads_each_author_once_while_kept(
+    crowd, make_user, make_post, django_assert_num_queries
+):
+    _viewer, authors, posts = crowd
+    silent = make_user("silent")
+    kept = feed.authors_newest  # the process's own, which saving a post reaches
+    author_ids = [authors[0].pk, authors[1].pk, silent.pk]
+    with django_assert_num_queries(1):
+        rows = kept.rows(author_ids)
+    by_author = {author.pk: [p.pk for p in posts if p.author_id == author.pk] for author in authors[:2]}
+    # Each author's rows newest first (the crowd's posts were published two hours apart, in order).
+    assert rows[:, 0].astype(int).tolist() == by_author[authors[0].pk] + by_author[authors[1].pk]
+    with django_assert_num_queries(0):  # an author without posts is kept too
+        assert kept.rows(author_ids).tolist() == rows.tolist()
+    # A post saved in this process drops its author's rows at once; the others stay.
+    new = make_post(authors[1], caption="new")
+    with django_assert_num_queries(1):
+        again = kept.rows(author_ids)
+    assert new.pk in again[:, 0].astype(int).tolist()
+
+
+def test_authors_newest_reads_again_when_expired_and_stays_bounded(crowd, make_user, monkeypatch):
+    _viewer, authors, _posts = crowd
+    kept = AuthorsNewest(capacity=2)
+    kept.rows([authors[0].pk, authors[1].pk])
+    monkeypatch.setattr(feed, "RECENT_POOL_SECONDS", 0)
+    kept.rows([authors[2].pk])  # full: the two kept ones went
+    assert set(kept._rows) == {authors[2].pk}
+    kept.rows([authors[2].pk, authors[3].pk])  # expired at once: both read, and full again
+    assert set(kept._rows) == {authors[2].pk, authors[3].pk}
+    kept.forget(authors[2].pk)
+    assert set(kept._rows) == {authors[3].pk}

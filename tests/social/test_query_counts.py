@@ -2,6 +2,7 @@
 
 import pytest
 
+from social.models import User
 from social.services import comment_on_post, follow_user, like_post, notify
 from tests.conftest import client_for
 
@@ -27,9 +28,9 @@ def busy_world(make_user, make_post):
 LIST_ENDPOINTS = [
     # following: the page, its authors and the viewer's likes in one statement.
     ("/api/v1/feed?tab=following", 2, 12),
-    # for_you, first page: user, the shared pool (kept by the process for all viewers), what the
-    # ranking needs to know of the viewer with the followed authors' newest posts, the page.
-    ("/api/v1/feed?tab=for_you", 4, 12),
+    # for_you, first page: user, the shared pool and the followed authors' newest posts (both kept
+    # by the process for all viewers), what the ranking needs to know of the viewer, the page.
+    ("/api/v1/feed?tab=for_you", 5, 12),
     ("/api/v1/users/writer0/posts", 3, 4),
     ("/api/v1/notifications", 2, 12),
     ("/api/v1/posts/{post}/comments", 3, 6),
@@ -52,3 +53,19 @@ def test_list_query_count_does_not_grow_with_page_size(
         # for_you's later pages read the chain's ranking from the cache: fewer queries, never more.
         with django_assert_num_queries(2 if "for_you" in path else queries):
             assert client.get(url + f"&cursor={response.json()['next_cursor']}").status_code == 200
+
+
+@pytest.mark.parametrize("limit", [1, 10])
+def test_for_you_first_page_reads_only_the_viewer_while_the_pools_are_kept(
+    busy_world, make_user, django_assert_num_queries, limit
+):
+    viewer, _posts = busy_world
+    # Another follower of the same authors fills the process's pools.
+    other = make_user("other")
+    for index in range(3):
+        follow_user(follower=other, followee=User.objects.get(username=f"writer{index}"))
+    assert client_for(other).get(f"/api/v1/feed?tab=for_you&limit={limit}").status_code == 200
+    with django_assert_num_queries(3):  # user, the viewer, the page
+        response = client_for(viewer).get(f"/api/v1/feed?tab=for_you&limit={limit}")
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == limit
