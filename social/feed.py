@@ -425,12 +425,15 @@ class AuthorsNewest:
         found = dict.fromkeys(author_ids, _NO_ROWS)
         if not len(columns[0]):
             return found
-        rows = np.array(columns, dtype=np.float64).T
-        # A stable sort by author keeps each author's rows newest first.
-        rows = rows[np.argsort(rows[:, _AUTHOR_ID], kind="stable")]
-        starts = np.flatnonzero(np.diff(rows[:, _AUTHOR_ID], prepend=-1.0))
-        for block in np.split(rows, starts[1:]):
-            found[int(block[0, _AUTHOR_ID])] = block
+        rows = np.column_stack([np.asarray(column, dtype=np.float64) for column in columns])
+        # The rows come author by author: each author's block starts where the author changes.
+        authors = rows[:, _AUTHOR_ID]
+        starts = np.flatnonzero(np.diff(authors, prepend=-1.0))
+        ends = [*starts[1:].tolist(), len(rows)]
+        for author_id, start, end in zip(
+            authors[starts].astype(np.int64).tolist(), starts.tolist(), ends, strict=True
+        ):
+            found[author_id] = rows[start:end]
         return found
 
     def forget(self, author_id: int | None = None) -> None:

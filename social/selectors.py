@@ -421,11 +421,15 @@ _CANDIDATE_COLUMNS = (
     "pool.id", "pool.author_id", "COALESCE(pool.root_id, pool.id)", "extract(epoch FROM pool.published_at)::float8",
     "pool.like_count", "pool.comment_count", "pool.remix_count", "pool.view_count", "pool.remix_allowed",
 )  # fmt: skip
-# The candidate columns of the rows of `pool`, one array each, newest first. (Epoch seconds: an
-# array of numbers is read far faster than one of timestamps.)
-_CANDIDATE_ARRAYS = ", ".join(
-    f"array_agg({column} ORDER BY pool.published_at DESC, pool.id DESC)" for column in _CANDIDATE_COLUMNS
-)
+
+
+def _candidate_arrays(order: str) -> str:
+    """The candidate columns of the rows of `pool`, one array each, in this order. (Epoch seconds:
+    an array of numbers is read far faster than one of timestamps.)"""
+    return ", ".join(f"array_agg({column} ORDER BY {order})" for column in _CANDIDATE_COLUMNS)
+
+
+_CANDIDATE_ARRAYS = _candidate_arrays("pool.published_at DESC, pool.id DESC")
 
 
 def feed_viewer(
@@ -494,9 +498,10 @@ def feed_viewer(
 
 def authors_newest_candidates(*, author_ids: Sequence[int], at: datetime, per_author: int) -> list[list]:
     """The `per_author` newest posts each of these authors published at `at`, as columns
-    (CANDIDATE_FIELDS of social.feed, newest first): one scan of each author's partial index."""
+    (CANDIDATE_FIELDS of social.feed) ordered by author, each author's newest first: one scan of
+    each author's partial index."""
     sql = f"""
-        SELECT {_CANDIDATE_ARRAYS}
+        SELECT {_candidate_arrays("pool.author_id, pool.published_at DESC, pool.id DESC")}
         FROM unnest(%(authors)s::bigint[]) AS author(id)
         CROSS JOIN LATERAL (
             SELECT p.* FROM social_post p
