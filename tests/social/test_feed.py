@@ -16,6 +16,7 @@ from social.feed import (
     encode_chain_cursor,
     pack_post_ids,
     recent_pool,
+    recent_rankings,
     spread_authors,
     unpack_post_ids,
 )
@@ -607,3 +608,17 @@ def test_authors_newest_reads_again_when_expired_and_stays_bounded(crowd, make_u
     assert set(kept._rows) == {authors[2].pk, authors[3].pk}
     kept.forget(authors[2].pk)
     assert set(kept._rows) == {authors[3].pk}
+
+
+def test_a_later_page_on_another_process_reads_the_ranking_from_the_shared_cache(
+    crowd, django_assert_num_queries
+):
+    viewer, _authors, _posts = crowd
+    client = client_for(viewer)
+    first = client.get("/api/v1/feed?tab=for_you&limit=3").json()
+    expected = client.get(f"/api/v1/feed?tab=for_you&limit=3&cursor={first['next_cursor']}").json()
+    recent_rankings.clear()  # as if the next page reached another server process
+    # The token's user and the page: no statement to rank the chain again.
+    with django_assert_num_queries(2):
+        again = client.get(f"/api/v1/feed?tab=for_you&limit=3&cursor={first['next_cursor']}").json()
+    assert [post["id"] for post in again["results"]] == [post["id"] for post in expected["results"]]
