@@ -10,7 +10,10 @@ PostgreSQL backend (read from /proc), best of `--repeat` runs: far steadier than
 this machine, whose speed drifts from minute to minute, so it is the figure to compare two
 versions of the code by (run it in each checkout, on the same database, one after the other).
 `--compare-rendering` measures the feeds rendered by PostgreSQL against the Python rendering in
-one process, taking turns run by run (`FEED_RENDER_IN_DATABASE`).
+one process, taking turns run by run (`FEED_RENDER_IN_DATABASE`); `--compare-authors-kept` measures
+for_you with the followed authors' newest posts kept by the process against reading them for every
+request (`social.feed.AuthorsNewest`: its worst case, when no other follower of the same authors
+started a chain in the last seconds).
 """
 
 from __future__ import annotations
@@ -86,6 +89,12 @@ def main() -> None:
         action="store_true",
         help="the feeds rendered by PostgreSQL and by Python (FEED_RENDER_IN_DATABASE), taking turns",
     )
+    parser.add_argument(
+        "--compare-authors-kept",
+        action="store_true",
+        help="for_you with the followed authors' newest posts kept by the process (as served) and "
+        "read again for every request (as when no other follower of theirs came by), taking turns",
+    )
     args = parser.parse_args()
     # As a server runs it: one persistent connection (whose backend's CPU is read), no request log
     # line on the terminal.
@@ -102,9 +111,14 @@ def main() -> None:
         logging.getLogger("request").setLevel(logging.WARNING)
         application = WSGIHandler()
         tokens = bench_tokens(CONNECTIONS)
-        variants = [("", True)]
+        from social.feed import authors_newest
+
+        # (name suffix, FEED_RENDER_IN_DATABASE, whether the kept authors are dropped before each request)
+        variants = [("", True, False)]
         if args.compare_rendering:
-            variants = [(" (db)", True), (" (py)", False)]
+            variants = [(" (db)", True, False), (" (py)", False, False)]
+        if args.compare_authors_kept:
+            variants = [(" (kept)", True, False), (" (read)", True, True)]
         results = {}
         for scenario in args.scenarios.split(","):
             clients = Clients(application, tokens, scenario, args.pages_per_chain)
@@ -112,13 +126,15 @@ def main() -> None:
                 clients.request(index)
             # The variants take turns run by run, so that the machine's drift weighs on each alike.
             for _run in range(args.repeat):
-                for suffix, render_in_database in variants:
+                for suffix, render_in_database, drop_authors in variants:
                     settings.FEED_RENDER_IN_DATABASE = render_in_database
                     with connection.cursor() as cursor:
                         cursor.execute("SELECT pg_backend_pid()")
                         backend = cursor.fetchone()[0]
                     python_before, backend_before = time.process_time(), backend_cpu_seconds(backend)
                     for index in range(args.requests):
+                        if drop_authors:
+                            authors_newest.forget()
                         clients.request(index)
                     python_ms = (time.process_time() - python_before) * 1000 / args.requests
                     backend_ms = (backend_cpu_seconds(backend) - backend_before) * 1000 / args.requests

@@ -65,8 +65,8 @@ from core.pagination import Page, decode_cursor, keyset_cursor, keyset_position
 from social.models import User
 from social.selectors import (
     FeedViewer,
-    authors_newest_candidates,
     feed_viewer,
+    first_page_viewer,
     following_cards,
     following_cards_json,
     newest_candidates,
@@ -386,42 +386,54 @@ class AuthorsNewest:
     every viewer who follows the author, as the recent pool is shared by all viewers: reading the
     followed authors' newest posts was most of a first page's database time, and the same popular
     authors are followed by many viewers. Entries are as fresh as the recent pool (dropped at once
-    in the process where one of the author's posts is saved or deleted); the authors missing from
-    it are read in one statement. Bounded (at most about 35 MB at 20 rows an author): when full,
-    the expired entries go, or else all."""
+    in the process where one of the author's posts is saved or deleted).
 
-    def __init__(self, capacity: int = 20_000):
+    A first page asks the database only for the followed authors not kept here, in its one viewer
+    statement; to name the kept ones before it knows whom the viewer follows, it takes the authors
+    the viewer followed at their last first page in this process (a hint: the statement reads the
+    follows anew, so a new follow is read and an old one ignored). Bounded (about 40 MB at most: 20
+    rows for each of 20,000 authors, 10,000 viewers' hints): when the rows are full, the expired
+    ones go, or else all; the hints least recently used go first."""
+
+    def __init__(self, capacity: int = 20_000, viewers: int = 10_000):
         self.capacity = capacity
+        self.viewers = viewers
         self._rows: dict[int, tuple[float, np.ndarray]] = {}
+        self._followed: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def rows(self, author_ids: list[int]) -> np.ndarray:
-        """The newest rows of all these authors, author by author (each newest first)."""
+    def kept_for(self, viewer_id: int) -> dict[int, np.ndarray]:
+        """The fresh rows of the authors the viewer followed at their last first page here."""
+        with self._lock:
+            followed = self._followed.get(viewer_id)
         now = time.monotonic()
-        blocks, missing = [], []
-        for author_id in author_ids:
+        kept = {}
+        for author_id in followed.tolist() if followed is not None else ():
             entry = self._rows.get(author_id)
-            if entry is None or entry[0] <= now:
-                missing.append(author_id)
-            else:
-                blocks.append(entry[1])
-        if missing:
-            fetched = self._read(missing)
-            blocks.extend(fetched.values())
-            with self._lock:
-                if len(self._rows) + len(fetched) > self.capacity:
+            if entry is not None and entry[0] > now:
+                kept[author_id] = entry[1]
+        return kept
+
+    def put(self, viewer_id: int, followed: list[int], read: dict[int, np.ndarray]) -> None:
+        """Keeps the rows read for these authors, and whom the viewer follows as their hint."""
+        now = time.monotonic()
+        with self._lock:
+            if read:
+                if len(self._rows) + len(read) > self.capacity:
                     self._rows = {key: entry for key, entry in self._rows.items() if entry[0] > now}
-                    if len(self._rows) + len(fetched) > self.capacity:
+                    if len(self._rows) + len(read) > self.capacity:
                         self._rows = {}
                 expires_at = now + RECENT_POOL_SECONDS
-                self._rows.update((author_id, (expires_at, rows)) for author_id, rows in fetched.items())
-        return np.concatenate(blocks) if blocks else _NO_ROWS
+                self._rows.update((author_id, (expires_at, rows)) for author_id, rows in read.items())
+            self._followed[viewer_id] = np.asarray(followed, dtype=np.int64)
+            self._followed.move_to_end(viewer_id)
+            while len(self._followed) > self.viewers:
+                self._followed.popitem(last=False)
 
     @staticmethod
-    def _read(author_ids: list[int]) -> dict[int, np.ndarray]:
-        columns = authors_newest_candidates(
-            author_ids=author_ids, at=timezone.now(), per_author=FOLLOWED_POOL_PER_AUTHOR
-        )
+    def by_author(columns: list[list], author_ids: list[int]) -> dict[int, np.ndarray]:
+        """The rows of these authors from columns ordered by author (`first_page_viewer`); no rows
+        for an author without posts."""
         found = dict.fromkeys(author_ids, _NO_ROWS)
         if not len(columns[0]):
             return found
@@ -437,10 +449,11 @@ class AuthorsNewest:
         return found
 
     def forget(self, author_id: int | None = None) -> None:
-        """Drops one author's entry, or with no author every entry."""
+        """Drops one author's rows, or with no author everything kept."""
         with self._lock:
             if author_id is None:
                 self._rows = {}
+                self._followed.clear()
             else:
                 self._rows.pop(author_id, None)
 
@@ -448,18 +461,32 @@ class AuthorsNewest:
 authors_newest = AuthorsNewest()
 
 
-def _followed_pool(viewer: User, viewer_facts: FeedViewer, snapshot: datetime) -> Candidates:
-    """The FOLLOWED_POOL newest posts published at `snapshot` by the authors the viewer follows (not
-    their own, none excluded), from `authors_newest`."""
+def _first_page_viewer(viewer: User, snapshot: datetime) -> tuple[FeedViewer, Candidates]:
+    """What the ranking needs to know about the viewer, and the FOLLOWED_POOL newest posts published
+    at `snapshot` by the authors they follow (not their own, none excluded): one statement, which
+    reads only the authors `authors_newest` does not keep."""
+    kept = authors_newest.kept_for(viewer.pk)
+    viewer_facts = first_page_viewer(
+        viewer=viewer,
+        recent_likes=RECENT_LIKES,
+        kept_author_ids=list(kept),
+        at=timezone.now(),
+        per_author=FOLLOWED_POOL_PER_AUTHOR,
+    )
     followed = [
         author_id
         for author_id in viewer_facts.followed_author_ids
         if author_id != viewer.pk and author_id not in viewer_facts.excluded_author_ids
     ]
-    rows = authors_newest.rows(followed)
+    read = AuthorsNewest.by_author(
+        viewer_facts.followed_authors_newest, [author_id for author_id in followed if author_id not in kept]
+    )
+    authors_newest.put(viewer.pk, followed, read)
+    blocks = [kept.get(author_id, read.get(author_id)) for author_id in followed]
+    rows = np.concatenate(blocks) if blocks else _NO_ROWS
     rows = rows[rows[:, _PUBLISHED] <= snapshot.timestamp()]
     newest = np.lexsort((-rows[:, _POST_ID], -rows[:, _PUBLISHED]))[:FOLLOWED_POOL]
-    return Candidates.from_columns(rows[newest].T, snapshot=snapshot)
+    return viewer_facts, Candidates.from_columns(rows[newest].T, snapshot=snapshot)
 
 
 _recent_pool: tuple[float, datetime, Candidates] | None = None
@@ -484,11 +511,10 @@ def forget_recent_pool() -> None:
 
 
 def _candidates_from_pool(
-    viewer: User, pool: Candidates, viewer_facts: FeedViewer, snapshot: datetime
+    viewer: User, pool: Candidates, viewer_facts: FeedViewer, followed: Candidates
 ) -> tuple[Candidates, bool]:
     excluded = [*viewer_facts.excluded_author_ids, viewer.pk]
     allowed = np.flatnonzero(~member_of(pool.author_ids, np.asarray(excluded, dtype=np.int64)))
-    followed = _followed_pool(viewer, viewer_facts, snapshot)
     return _with_followed_pool(pool.take(allowed[:RECENT_POOL]), followed), len(pool) >= RECENT_POOL
 
 
@@ -552,19 +578,19 @@ def _ranked_candidates(
         remaining = cached.without(served)
         if len(remaining) or not remaining.may_have_more:
             return remaining
-    # A first page takes the followed authors' newest posts from `authors_newest`; a continuation
-    # reads them without the served ids.
-    viewer_facts = feed_viewer(
-        viewer=viewer,
-        recent_likes=RECENT_LIKES,
-        followed_pool_at=None if first_page else snapshot,
-        followed_pool_size=FOLLOWED_POOL,
-        followed_pool_per_author=FOLLOWED_POOL_PER_AUTHOR,
-        exclude_post_ids=served.tolist(),
-    )
     if first_page:
-        candidates, may_have_more = _candidates_from_pool(viewer, pool, viewer_facts, snapshot)
+        viewer_facts, followed = _first_page_viewer(viewer, snapshot)
+        candidates, may_have_more = _candidates_from_pool(viewer, pool, viewer_facts, followed)
     else:
+        # The followed authors' newest posts, read without the served ids.
+        viewer_facts = feed_viewer(
+            viewer=viewer,
+            recent_likes=RECENT_LIKES,
+            followed_pool_at=snapshot,
+            followed_pool_size=FOLLOWED_POOL,
+            followed_pool_per_author=FOLLOWED_POOL_PER_AUTHOR,
+            exclude_post_ids=served.tolist(),
+        )
         candidates, may_have_more = _continuation(viewer, snapshot, served, viewer_facts)
     ranking = rank(candidates, affinity=_affinity(viewer_facts), may_have_more=may_have_more)
     cache.set(cache_key, ranking, RANKING_CACHE_SECONDS)

@@ -414,6 +414,9 @@ class FeedViewer:
     # The followed authors' newest posts as columns (CANDIDATE_FIELDS of social.feed, published_at
     # in epoch seconds), newest first.
     followed_pool: list[list]
+    # `first_page_viewer`: the newest posts of each followed author it was asked for, as columns
+    # ordered by author, each author's newest first.
+    followed_authors_newest: list[list] | None = None
 
 
 # The columns of a for_you candidate, in the order of social.feed.CANDIDATE_FIELDS.
@@ -430,6 +433,24 @@ def _candidate_arrays(order: str) -> str:
 
 
 _CANDIDATE_ARRAYS = _candidate_arrays("pool.published_at DESC, pool.id DESC")
+
+
+# Whom the viewer follows, the authors they never see and their recent likes (`recent_likes`), as
+# common table expressions `followed`, `excluded` and `liked`, and as the arrays that read them.
+_VIEWER_FACTS = f"""
+        followed AS (
+            SELECT f.followee_id AS id FROM social_follow f WHERE f.follower_id = %(viewer)s
+        ),
+        excluded AS ({_EXCLUDED_AUTHORS}),
+        liked AS (
+            SELECT l.post_author_id AS author_id, l.post_root_id AS root_id
+            FROM social_like l
+            WHERE l.user_id = %(viewer)s
+            ORDER BY l.created_at DESC
+            LIMIT %(recent_likes)s
+        )"""
+_VIEWER_FACT_ARRAYS = """ARRAY(SELECT id FROM followed), ARRAY(SELECT * FROM excluded),
+               ARRAY(SELECT author_id FROM liked), ARRAY(SELECT root_id FROM liked)"""
 
 
 def feed_viewer(
@@ -449,17 +470,7 @@ def feed_viewer(
 
     One statement and one round trip: the pool comes back as one array per column."""
     sql = f"""
-        WITH followed AS (
-            SELECT f.followee_id AS id FROM social_follow f WHERE f.follower_id = %(viewer)s
-        ),
-        excluded AS ({_EXCLUDED_AUTHORS}),
-        liked AS (
-            SELECT l.post_author_id AS author_id, l.post_root_id AS root_id
-            FROM social_like l
-            WHERE l.user_id = %(viewer)s
-            ORDER BY l.created_at DESC
-            LIMIT %(recent_likes)s
-        ),
+        WITH {_VIEWER_FACTS},
         newest AS (
             SELECT recent.id, recent.published_at
             FROM followed
@@ -475,11 +486,7 @@ def feed_viewer(
             LIMIT %(pool_size)s
         ),
         pool AS (SELECT p.* FROM newest JOIN social_post p ON p.id = newest.id)
-        SELECT ARRAY(SELECT id FROM followed),
-               ARRAY(SELECT * FROM excluded),
-               ARRAY(SELECT author_id FROM liked),
-               ARRAY(SELECT root_id FROM liked),
-               {_CANDIDATE_ARRAYS}
+        SELECT {_VIEWER_FACT_ARRAYS}, {_CANDIDATE_ARRAYS}
         FROM pool"""
     params = {
         "viewer": viewer.pk,
@@ -496,23 +503,41 @@ def feed_viewer(
     return FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots, pool)
 
 
-def authors_newest_candidates(*, author_ids: Sequence[int], at: datetime, per_author: int) -> list[list]:
-    """The `per_author` newest posts each of these authors published at `at`, as columns
-    (CANDIDATE_FIELDS of social.feed) ordered by author, each author's newest first: one scan of
-    each author's partial index."""
+def first_page_viewer(
+    *, viewer: User, recent_likes: int, kept_author_ids: Collection[int], at: datetime, per_author: int
+) -> FeedViewer:
+    """What a for_you first page needs to know about its viewer (as `feed_viewer`), and the
+    `per_author` newest posts published at `at` by each author they follow (not their own, none
+    excluded) but those in `kept_author_ids` (`followed_authors_newest`, one scan of each author's
+    partial index). One statement and one round trip."""
     sql = f"""
-        SELECT {_candidate_arrays("pool.author_id, pool.published_at DESC, pool.id DESC")}
-        FROM unnest(%(authors)s::bigint[]) AS author(id)
-        CROSS JOIN LATERAL (
-            SELECT p.* FROM social_post p
-            WHERE p.author_id = author.id AND p.status = 'published' AND p.published_at <= %(at)s
-            ORDER BY p.published_at DESC, p.id DESC
-            LIMIT %(per_author)s
-        ) pool"""
-    params = {"authors": list(author_ids), "at": at, "per_author": per_author}
+        WITH {_VIEWER_FACTS},
+        pool AS (
+            SELECT recent.* FROM followed
+            CROSS JOIN LATERAL (
+                SELECT p.* FROM social_post p
+                WHERE p.author_id = followed.id AND p.status = 'published' AND p.published_at <= %(at)s
+                ORDER BY p.published_at DESC, p.id DESC
+                LIMIT %(per_author)s
+            ) recent
+            WHERE followed.id <> %(viewer)s AND followed.id NOT IN (SELECT * FROM excluded)
+              AND followed.id <> ALL (%(kept)s::bigint[])
+        )
+        SELECT {_VIEWER_FACT_ARRAYS},
+               {_candidate_arrays("pool.author_id, pool.published_at DESC, pool.id DESC")}
+        FROM pool"""
+    params = {
+        "viewer": viewer.pk,
+        "recent_likes": recent_likes,
+        "kept": list(kept_author_ids),
+        "at": at,
+        "per_author": per_author,
+    }
     with _binary_cursor() as cursor:
         cursor.execute(sql, params)
-        return [column or [] for column in cursor.fetchone()]
+        followed, excluded, liked_authors, liked_roots, *newest_columns = cursor.fetchone()
+    newest = [column or [] for column in newest_columns]
+    return FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots, [], newest)
 
 
 def newest_candidates(

@@ -11,7 +11,7 @@ from social.feed import (
     Candidates,
     _candidates_from_pool,
     _continuation,
-    _followed_pool,
+    _first_page_viewer,
     decode_chain_cursor,
     encode_chain_cursor,
     pack_post_ids,
@@ -22,7 +22,7 @@ from social.feed import (
 )
 from social.models import Post
 from social.selectors import feed_viewer
-from social.services import block_user, follow_user, like_post, report_post
+from social.services import block_user, follow_user, like_post, report_post, unfollow_user
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -401,7 +401,8 @@ def test_continuation_and_the_shared_pool_exclude_the_same_authors(crowd, make_p
     viewer_facts = facts()
     assert viewer_facts.excluded_author_ids == {authors[1].pk, authors[2].pk, authors[3].pk}
     from_query, _ = _continuation(viewer, snapshot, np.zeros(0, dtype=np.int64), viewer_facts)
-    from_pool, _ = _candidates_from_pool(viewer, pool, viewer_facts, snapshot)
+    first_facts, followed = _first_page_viewer(viewer, snapshot)
+    from_pool, _ = _candidates_from_pool(viewer, pool, first_facts, followed)
     expected = {p.pk for p in posts if p.author_id == authors[0].pk}
     assert set(from_query.post_ids.tolist()) == set(from_pool.post_ids.tolist()) == expected
     assert set(viewer_facts.followed_pool[0]) == expected
@@ -551,63 +552,88 @@ def _followed_pool_from_the_statement(viewer, snapshot):
     return Candidates.from_columns(facts.followed_pool, snapshot=snapshot)
 
 
+def _assert_same_candidates(kept, expected):
+    assert kept.post_ids.tolist() == expected.post_ids.tolist()
+    assert kept.author_ids.tolist() == expected.author_ids.tolist()
+    assert kept.root_ids.tolist() == expected.root_ids.tolist()
+    np.testing.assert_allclose(kept.base_scores, expected.base_scores, rtol=1e-12)
+
+
 def test_followed_pool_kept_by_the_process_matches_the_statement(crowd, make_user, make_post, monkeypatch):
     viewer, authors, posts = crowd
     monkeypatch.setattr(feed, "FOLLOWED_POOL", 7)
     monkeypatch.setattr(feed, "FOLLOWED_POOL_PER_AUTHOR", 3)
     silent = make_user("silent")
-    for followee in [*authors, silent, viewer]:
-        if followee != viewer:
-            follow_user(follower=viewer, followee=followee)
+    for followee in [*authors, silent]:
+        follow_user(follower=viewer, followee=followee)
     block_user(blocker=viewer, blocked=authors[3])
     snapshot = timezone.now()
-    # Published after the snapshot: in the process's rows, never in this chain.
+    # Published after the snapshot: among the rows kept, never in this chain.
     later = make_post(authors[1], caption="later")
-    viewer_facts = feed_viewer(viewer=viewer, recent_likes=10)
-    kept = _followed_pool(viewer, viewer_facts, snapshot)
     expected = _followed_pool_from_the_statement(viewer, snapshot)
-    assert kept.post_ids.tolist() == expected.post_ids.tolist()
-    assert len(kept) == 7 and later.pk not in kept.post_ids
-    assert kept.author_ids.tolist() == expected.author_ids.tolist()
-    assert kept.root_ids.tolist() == expected.root_ids.tolist()
-    np.testing.assert_allclose(kept.base_scores, expected.base_scores, rtol=1e-12)
-    assert authors[3].pk not in kept.author_ids
+    assert len(expected) == 7
+    # Read from the database, then from what the process kept (the viewer's hint names them all).
+    for _ in range(2):
+        _facts, followed = _first_page_viewer(viewer, snapshot)
+        _assert_same_candidates(followed, expected)
+        assert later.pk not in followed.post_ids and authors[3].pk not in followed.author_ids
+    assert set(feed.authors_newest.kept_for(viewer.pk)) == {
+        authors[0].pk,
+        authors[1].pk,
+        authors[2].pk,
+        silent.pk,
+    }
     # At most FOLLOWED_POOL_PER_AUTHOR of the prolific author.
-    assert kept.author_ids.tolist().count(authors[0].pk) == 3
+    assert followed.author_ids.tolist().count(authors[0].pk) == 3
 
 
-def test_authors_newest_reads_each_author_once_while_kept(
-    crowd, make_user, make_post, django_assert_num_queries
-):
-    _viewer, authors, posts = crowd
-    silent = make_user("silent")
-    kept = feed.authors_newest  # the process's own, which saving a post reaches
-    author_ids = [authors[0].pk, authors[1].pk, silent.pk]
-    with django_assert_num_queries(1):
-        rows = kept.rows(author_ids)
-    by_author = {author.pk: [p.pk for p in posts if p.author_id == author.pk] for author in authors[:2]}
-    # Each author's rows newest first (the crowd's posts were published two hours apart, in order).
-    assert rows[:, 0].astype(int).tolist() == by_author[authors[0].pk] + by_author[authors[1].pk]
-    with django_assert_num_queries(0):  # an author without posts is kept too
-        assert kept.rows(author_ids).tolist() == rows.tolist()
-    # A post saved in this process drops its author's rows at once; the others stay.
-    new = make_post(authors[1], caption="new")
-    with django_assert_num_queries(1):
-        again = kept.rows(author_ids)
-    assert new.pk in again[:, 0].astype(int).tolist()
+def test_a_first_page_asks_only_for_the_authors_not_kept(crowd, make_post, django_assert_num_queries):
+    viewer, authors, posts = crowd
+    for followee in authors[:2]:
+        follow_user(follower=viewer, followee=followee)
+    asked = []
+    real = feed.first_page_viewer
+
+    def first_page_viewer(**kwargs):
+        asked.append(sorted(kwargs["kept_author_ids"]))
+        return real(**kwargs)
+
+    feed.first_page_viewer, restore = first_page_viewer, real
+    try:
+        snapshot = timezone.now()
+        with django_assert_num_queries(1):
+            _first_page_viewer(viewer, snapshot)
+        # A new follow is read although the hint lacks it; an old follow is not served.
+        follow_user(follower=viewer, followee=authors[2])
+        unfollow_user(follower=viewer, followee=authors[0])
+        with django_assert_num_queries(1):
+            _facts, followed = _first_page_viewer(viewer, timezone.now())
+        assert set(followed.author_ids.tolist()) == {authors[1].pk, authors[2].pk}
+        # A post saved in this process drops its author's rows at once: read again, with the post.
+        new = make_post(authors[1], caption="new")
+        _facts, followed = _first_page_viewer(viewer, timezone.now())
+        assert new.pk in followed.post_ids
+    finally:
+        feed.first_page_viewer = restore
+    assert asked == [[], sorted([authors[0].pk, authors[1].pk]), [authors[2].pk]]
 
 
-def test_authors_newest_reads_again_when_expired_and_stays_bounded(crowd, make_user, monkeypatch):
-    _viewer, authors, _posts = crowd
-    kept = AuthorsNewest(capacity=2)
-    kept.rows([authors[0].pk, authors[1].pk])
+def test_authors_newest_expires_and_stays_bounded(monkeypatch):
+    kept = AuthorsNewest(capacity=2, viewers=2)
+    rows = {
+        author_id: np.full((1, len(feed.CANDIDATE_FIELDS)), float(author_id)) for author_id in (1, 2, 3, 4)
+    }
+    kept.put(10, [1, 2], {1: rows[1], 2: rows[2]})
+    assert set(kept.kept_for(10)) == {1, 2}
+    kept.put(11, [3], {3: rows[3]})  # full: the two kept ones went
+    assert set(kept.kept_for(10)) == set() and set(kept.kept_for(11)) == {3}
+    kept.put(12, [4], {})
+    assert kept.kept_for(10) == {}, "the least recently used hint went"
     monkeypatch.setattr(feed, "RECENT_POOL_SECONDS", 0)
-    kept.rows([authors[2].pk])  # full: the two kept ones went
-    assert set(kept._rows) == {authors[2].pk}
-    kept.rows([authors[2].pk, authors[3].pk])  # expired at once: both read, and full again
-    assert set(kept._rows) == {authors[2].pk, authors[3].pk}
-    kept.forget(authors[2].pk)
-    assert set(kept._rows) == {authors[3].pk}
+    kept.put(11, [3, 4], {4: rows[4]})  # 4 kept for no time: never served
+    assert set(kept.kept_for(11)) == {3}
+    kept.forget()
+    assert kept.kept_for(11) == {} and not kept._rows
 
 
 def test_a_later_page_on_another_process_reads_the_ranking_from_the_shared_cache(
