@@ -470,6 +470,8 @@ def _first_page_viewer(viewer: User, snapshot: datetime) -> tuple[FeedViewer, Ca
         viewer=viewer,
         recent_likes=RECENT_LIKES,
         kept_author_ids=list(kept),
+        # Read as of now, as they are kept for everyone; posts newer than the snapshot are left
+        # out below (so an author who published since then gives this chain fewer of their 20).
         at=timezone.now(),
         per_author=FOLLOWED_POOL_PER_AUTHOR,
     )
