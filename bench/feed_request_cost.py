@@ -84,12 +84,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (the best is printed)")
     parser.add_argument("--scenarios", default="me,following,for_you")
     parser.add_argument("--pages-per-chain", type=int, default=PAGES_PER_CHAIN)
-    parser.add_argument(
+    comparisons = parser.add_mutually_exclusive_group()
+    comparisons.add_argument(
         "--compare-rendering",
         action="store_true",
         help="the feeds rendered by PostgreSQL and by Python (FEED_RENDER_IN_DATABASE), taking turns",
     )
-    parser.add_argument(
+    comparisons.add_argument(
         "--compare-authors-kept",
         action="store_true",
         help="for_you with the followed authors' newest posts kept by the process (as served) and "
@@ -107,12 +108,12 @@ def main() -> None:
         from django.core.handlers.wsgi import WSGIHandler
         from django.db import connection
 
+        from social.feed import authors_newest
+
         settings.ALLOWED_HOSTS = ["127.0.0.1"]
         logging.getLogger("request").setLevel(logging.WARNING)
         application = WSGIHandler()
         tokens = bench_tokens(CONNECTIONS)
-        from social.feed import authors_newest
-
         # (name suffix, FEED_RENDER_IN_DATABASE, whether the kept authors are dropped before each request)
         variants = [("", True, False)]
         if args.compare_rendering:

@@ -20,15 +20,16 @@ greedily so that no two neighbours share an author while another author is avail
 last served on the previous page counts as a neighbour). The part of a score that does not depend
 on V (freshness, engagement, remixability) is computed once per pool, in numpy.
 
-A chain's first page costs one statement besides the page itself, and at most two more when what
-the process keeps has expired. The 300 newest posts are the same for every viewer, so they come
+A chain's first page costs one statement besides the page itself, and one more when the shared
+pool has expired. The 300 newest posts are the same for every viewer, so they come
 from a pool each server process keeps for RECENT_POOL_SECONDS (dropped at once in the process
 where a post is saved or deleted; elsewhere a new post enters first pages within those seconds,
 and a post taken down meanwhile is never served, as every page is read again with its status); T
 is the pool's time, and V's own, blocked and reported authors are removed from it in Python. The
 followed authors' newest posts are kept the same way, per author, shared by all of the author's
-followers (`AuthorsNewest`; only the authors missing from it are read). Everything else about V
-(follows, exclusions, recent likes) comes in one statement (`social.selectors.feed_viewer`).
+followers (`AuthorsNewest`). Everything else about V (follows, exclusions, recent likes) and the
+newest posts of the followed authors the process does not keep come in one statement
+(`social.selectors.first_page_viewer`).
 
 The cursor is signed and carries T, the author served last and the ids already served in this
 chain (`encode_chain_cursor`; `pack_post_ids`: the gaps between the sorted ids in the narrowest
@@ -354,6 +355,19 @@ def _affinity(viewer_facts: FeedViewer) -> ViewerAffinity:
     )
 
 
+def _continuation_viewer(viewer: User, snapshot: datetime, served: np.ndarray) -> FeedViewer:
+    """What the ranking needs to know about the viewer, with the followed authors' newest posts at
+    the snapshot read without the served ids."""
+    return feed_viewer(
+        viewer=viewer,
+        recent_likes=RECENT_LIKES,
+        followed_pool_at=snapshot,
+        followed_pool_size=FOLLOWED_POOL,
+        followed_pool_per_author=FOLLOWED_POOL_PER_AUTHOR,
+        exclude_post_ids=served.tolist(),
+    )
+
+
 def _continuation(
     viewer: User, snapshot: datetime, served: np.ndarray, viewer_facts: FeedViewer
 ) -> tuple[Candidates, bool]:
@@ -466,7 +480,7 @@ def _first_page_viewer(viewer: User, snapshot: datetime) -> tuple[FeedViewer, Ca
     at `snapshot` by the authors they follow (not their own, none excluded): one statement, which
     reads only the authors `authors_newest` does not keep."""
     kept = authors_newest.kept_for(viewer.pk)
-    viewer_facts = first_page_viewer(
+    viewer_facts, newest = first_page_viewer(
         viewer=viewer,
         recent_likes=RECENT_LIKES,
         kept_author_ids=list(kept),
@@ -475,13 +489,9 @@ def _first_page_viewer(viewer: User, snapshot: datetime) -> tuple[FeedViewer, Ca
         at=timezone.now(),
         per_author=FOLLOWED_POOL_PER_AUTHOR,
     )
-    followed = [
-        author_id
-        for author_id in viewer_facts.followed_author_ids
-        if author_id != viewer.pk and author_id not in viewer_facts.excluded_author_ids
-    ]
+    followed = newest.author_ids
     read = AuthorsNewest.by_author(
-        viewer_facts.followed_authors_newest, [author_id for author_id in followed if author_id not in kept]
+        newest.columns, [author_id for author_id in followed if author_id not in kept]
     )
     authors_newest.put(viewer.pk, followed, read)
     blocks = [kept.get(author_id, read.get(author_id)) for author_id in followed]
@@ -507,9 +517,12 @@ def recent_pool() -> tuple[datetime, Candidates]:
     return snapshot, pool
 
 
-def forget_recent_pool() -> None:
+def forget_kept_posts(author_id: int | None = None) -> None:
+    """Drops what this process keeps of published posts for first pages: the shared recent pool,
+    and the author's newest posts (every author's without one)."""
     global _recent_pool
     _recent_pool = None
+    authors_newest.forget(author_id)
 
 
 def _candidates_from_pool(
@@ -584,15 +597,7 @@ def _ranked_candidates(
         viewer_facts, followed = _first_page_viewer(viewer, snapshot)
         candidates, may_have_more = _candidates_from_pool(viewer, pool, viewer_facts, followed)
     else:
-        # The followed authors' newest posts, read without the served ids.
-        viewer_facts = feed_viewer(
-            viewer=viewer,
-            recent_likes=RECENT_LIKES,
-            followed_pool_at=snapshot,
-            followed_pool_size=FOLLOWED_POOL,
-            followed_pool_per_author=FOLLOWED_POOL_PER_AUTHOR,
-            exclude_post_ids=served.tolist(),
-        )
+        viewer_facts = _continuation_viewer(viewer, snapshot, served)
         candidates, may_have_more = _continuation(viewer, snapshot, served, viewer_facts)
     ranking = rank(candidates, affinity=_affinity(viewer_facts), may_have_more=may_have_more)
     cache.set(cache_key, ranking, RANKING_CACHE_SECONDS)

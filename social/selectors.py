@@ -414,9 +414,16 @@ class FeedViewer:
     # The followed authors' newest posts as columns (CANDIDATE_FIELDS of social.feed, published_at
     # in epoch seconds), newest first.
     followed_pool: list[list]
-    # `first_page_viewer`: the newest posts of each followed author it was asked for, as columns
-    # ordered by author, each author's newest first.
-    followed_authors_newest: list[list] | None = None
+
+
+@dataclass(frozen=True)
+class FollowedNewest:
+    """`first_page_viewer`'s followed authors whose posts may enter the viewer's for_you
+    (`feed_authors`), and the newest posts of those it was asked to read, as columns
+    (CANDIDATE_FIELDS of social.feed) ordered by author, each author's newest first."""
+
+    author_ids: list[int]
+    columns: list[list]
 
 
 # The columns of a for_you candidate, in the order of social.feed.CANDIDATE_FIELDS.
@@ -435,13 +442,19 @@ def _candidate_arrays(order: str) -> str:
 _CANDIDATE_ARRAYS = _candidate_arrays("pool.published_at DESC, pool.id DESC")
 
 
-# Whom the viewer follows, the authors they never see and their recent likes (`recent_likes`), as
-# common table expressions `followed`, `excluded` and `liked`, and as the arrays that read them.
+# Whom the viewer follows, the authors they never see, the followed authors whose posts may enter
+# their for_you (not their own, none excluded) and their recent likes (`recent_likes`), as common
+# table expressions `followed`, `excluded`, `feed_authors` and `liked`, and the arrays that read
+# them. (PostgreSQL skips an expression a statement does not use.)
 _VIEWER_FACTS = f"""
         followed AS (
             SELECT f.followee_id AS id FROM social_follow f WHERE f.follower_id = %(viewer)s
         ),
         excluded AS ({_EXCLUDED_AUTHORS}),
+        feed_authors AS (
+            SELECT followed.id FROM followed
+            WHERE followed.id <> %(viewer)s AND followed.id NOT IN (SELECT * FROM excluded)
+        ),
         liked AS (
             SELECT l.post_author_id AS author_id, l.post_root_id AS root_id
             FROM social_like l
@@ -473,15 +486,14 @@ def feed_viewer(
         WITH {_VIEWER_FACTS},
         newest AS (
             SELECT recent.id, recent.published_at
-            FROM followed
+            FROM feed_authors
             CROSS JOIN LATERAL (
                 SELECT p.id, p.published_at FROM social_post p
-                WHERE p.author_id = followed.id AND p.status = 'published' AND p.published_at <= %(at)s
+                WHERE p.author_id = feed_authors.id AND p.status = 'published' AND p.published_at <= %(at)s
                   AND p.id NOT IN (SELECT unnest(%(exclude_post_ids)s::bigint[]))
                 ORDER BY p.published_at DESC, p.id DESC
                 LIMIT %(per_author)s
             ) recent
-            WHERE followed.id <> %(viewer)s AND followed.id NOT IN (SELECT * FROM excluded)
             ORDER BY recent.published_at DESC, recent.id DESC
             LIMIT %(pool_size)s
         ),
@@ -505,25 +517,24 @@ def feed_viewer(
 
 def first_page_viewer(
     *, viewer: User, recent_likes: int, kept_author_ids: Collection[int], at: datetime, per_author: int
-) -> FeedViewer:
-    """What a for_you first page needs to know about its viewer (as `feed_viewer`), and the
-    `per_author` newest posts published at `at` by each author they follow (not their own, none
-    excluded) but those in `kept_author_ids` (`followed_authors_newest`, one scan of each author's
+) -> tuple[FeedViewer, FollowedNewest]:
+    """What a for_you first page needs to know about its viewer (as `feed_viewer`, without the
+    followed pool), the followed authors whose posts may enter it, and the `per_author` newest posts
+    each of them but those in `kept_author_ids` published at `at` (one scan of each author's
     partial index). One statement and one round trip."""
     sql = f"""
         WITH {_VIEWER_FACTS},
         pool AS (
-            SELECT recent.* FROM followed
+            SELECT recent.* FROM feed_authors
             CROSS JOIN LATERAL (
                 SELECT p.* FROM social_post p
-                WHERE p.author_id = followed.id AND p.status = 'published' AND p.published_at <= %(at)s
+                WHERE p.author_id = feed_authors.id AND p.status = 'published' AND p.published_at <= %(at)s
                 ORDER BY p.published_at DESC, p.id DESC
                 LIMIT %(per_author)s
             ) recent
-            WHERE followed.id <> %(viewer)s AND followed.id NOT IN (SELECT * FROM excluded)
-              AND followed.id <> ALL (%(kept)s::bigint[])
+            WHERE feed_authors.id <> ALL (%(kept)s::bigint[])
         )
-        SELECT {_VIEWER_FACT_ARRAYS},
+        SELECT {_VIEWER_FACT_ARRAYS}, ARRAY(SELECT id FROM feed_authors),
                {_candidate_arrays("pool.author_id, pool.published_at DESC, pool.id DESC")}
         FROM pool"""
     params = {
@@ -535,9 +546,9 @@ def first_page_viewer(
     }
     with _binary_cursor() as cursor:
         cursor.execute(sql, params)
-        followed, excluded, liked_authors, liked_roots, *newest_columns = cursor.fetchone()
-    newest = [column or [] for column in newest_columns]
-    return FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots, [], newest)
+        followed, excluded, liked_authors, liked_roots, feed_authors, *newest_columns = cursor.fetchone()
+    viewer_facts = FeedViewer(followed, frozenset(excluded), liked_authors, liked_roots, [])
+    return viewer_facts, FollowedNewest(feed_authors, [column or [] for column in newest_columns])
 
 
 def newest_candidates(

@@ -5,7 +5,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from social.feed import authors_newest, forget_recent_pool, recent_rankings
+from social.feed import forget_kept_posts, recent_rankings
 from social.services import register_user
 
 _usernames = itertools.count(1)
@@ -16,8 +16,7 @@ PASSWORD = "a-Strong-passw0rd!"
 def _clear_cache():
     cache.clear()
     # The for_you pools and recent rankings are kept in the process, outside the cache.
-    forget_recent_pool()
-    authors_newest.forget()
+    forget_kept_posts()
     recent_rankings.clear()
     yield
 

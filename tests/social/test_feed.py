@@ -587,7 +587,9 @@ def test_followed_pool_kept_by_the_process_matches_the_statement(crowd, make_use
     assert followed.author_ids.tolist().count(authors[0].pk) == 3
 
 
-def test_a_first_page_asks_only_for_the_authors_not_kept(crowd, make_post, django_assert_num_queries):
+def test_a_first_page_asks_only_for_the_authors_not_kept(
+    crowd, make_post, django_assert_num_queries, monkeypatch
+):
     viewer, authors, posts = crowd
     for followee in authors[:2]:
         follow_user(follower=viewer, followee=followee)
@@ -598,23 +600,19 @@ def test_a_first_page_asks_only_for_the_authors_not_kept(crowd, make_post, djang
         asked.append(sorted(kwargs["kept_author_ids"]))
         return real(**kwargs)
 
-    feed.first_page_viewer, restore = first_page_viewer, real
-    try:
-        snapshot = timezone.now()
-        with django_assert_num_queries(1):
-            _first_page_viewer(viewer, snapshot)
-        # A new follow is read although the hint lacks it; an old follow is not served.
-        follow_user(follower=viewer, followee=authors[2])
-        unfollow_user(follower=viewer, followee=authors[0])
-        with django_assert_num_queries(1):
-            _facts, followed = _first_page_viewer(viewer, timezone.now())
-        assert set(followed.author_ids.tolist()) == {authors[1].pk, authors[2].pk}
-        # A post saved in this process drops its author's rows at once: read again, with the post.
-        new = make_post(authors[1], caption="new")
+    monkeypatch.setattr(feed, "first_page_viewer", first_page_viewer)
+    with django_assert_num_queries(1):
+        _first_page_viewer(viewer, timezone.now())
+    # A new follow is read although the hint lacks it; an old follow is not served.
+    follow_user(follower=viewer, followee=authors[2])
+    unfollow_user(follower=viewer, followee=authors[0])
+    with django_assert_num_queries(1):
         _facts, followed = _first_page_viewer(viewer, timezone.now())
-        assert new.pk in followed.post_ids
-    finally:
-        feed.first_page_viewer = restore
+    assert set(followed.author_ids.tolist()) == {authors[1].pk, authors[2].pk}
+    # A post saved in this process drops its author's rows at once: read again, with the post.
+    new = make_post(authors[1], caption="new")
+    _facts, followed = _first_page_viewer(viewer, timezone.now())
+    assert new.pk in followed.post_ids
     assert asked == [[], sorted([authors[0].pk, authors[1].pk]), [authors[2].pk]]
 
 
