@@ -4,9 +4,10 @@ Cameo owners list themes they refuse ("politics", "alcohol") and rights holders 
 characters must stay out of. A prompt touches a theme when either
 
 1. keyword: the theme itself, or a word the lexicon below ties to it, occurs in the prompt after
-   normalisation (NFKC, so full-width letters match half-width; case folded). Scripts written with
-   spaces match on word boundaries ("ale" does not match "male"); Chinese and Japanese, which have no
-   spaces, match as substrings; or
+   normalisation (NFKC, so full-width letters match half-width; case folded). A term needs a word
+   boundary only where its edge letter and the neighbouring letter both belong to scripts written
+   with spaces: "ale" does not match "male", but "beer" is found in "我想喝beer吧" and Chinese,
+   Japanese, Korean and Thai terms match as substrings; or
 2. semantic: the cosine similarity between the embedding of a clause of the prompt (or the whole
    prompt) and the theme's embedding reaches THEME_SIMILARITY_THRESHOLD. The theme's embedding is the
    mean of the theme and three phrasings of it ("a scene involving X", ...), which separates better
@@ -212,7 +213,42 @@ THEME_ALIASES = {
 }
 THEME_PHRASINGS = ("{}", "a scene involving {}", "a video about {}", "something related to {}")
 _CLAUSE_SPLIT = re.compile(r"[.;,!?\n。！？；，、]+")
-_NO_SPACE_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL")
+
+# Unicode blocks of scripts that do not put spaces between words, so a word written in them gives no
+# boundary to a neighbouring term. Whole blocks: their punctuation is not a word character anyway.
+# Half-width kana and Hangul are left out because NFKC turns them into the full-width forms below.
+# Hangul counts as spaceless: Korean spaces separate phrases, but particles and endings are written
+# onto the word before them, Latin words included ("beer를", "Zorbulon이랑"); Hangul terms thus
+# match as substrings ("맥주" in "맥주를"), accepting that a short one may hit inside a longer word.
+_SPACELESS_BLOCKS = (
+    (0x0E00, 0x0E7F),  # Thai
+    (0x0E80, 0x0EFF),  # Lao
+    (0x0F00, 0x0FFF),  # Tibetan
+    (0x1000, 0x109F),  # Myanmar
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x1780, 0x17FF),  # Khmer
+    (0x19E0, 0x19FF),  # Khmer Symbols
+    (0x2E80, 0x2FDF),  # CJK Radicals Supplement, Kangxi Radicals
+    (0x3000, 0x303F),  # CJK Symbols and Punctuation (々, 〇)
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3100, 0x312F),  # Bopomofo
+    (0x3130, 0x318F),  # Hangul Compatibility Jamo
+    (0x31A0, 0x31BF),  # Bopomofo Extended
+    (0x31F0, 0x31FF),  # Katakana Phonetic Extensions
+    (0x3400, 0x4DBF),  # CJK Unified Ideographs Extension A
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+    (0xA960, 0xA97F),  # Hangul Jamo Extended-A
+    (0xA9E0, 0xA9FF),  # Myanmar Extended-B
+    (0xAA60, 0xAA7F),  # Myanmar Extended-A
+    (0xAC00, 0xD7FF),  # Hangul Syllables, Hangul Jamo Extended-B
+    (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
+    (0x1AFF0, 0x1B16F),  # Kana Extended-B, Kana Supplement, Kana Extended-A, Small Kana Extension
+    (0x20000, 0x323AF),  # CJK Unified Ideographs Extensions B-I, CJK Compatibility Ideographs Supplement
+)
+_SPACELESS = "".join(rf"\U{first:08x}-\U{last:08x}" for first, last in _SPACELESS_BLOCKS)
+# Compiled once: a pattern holding this class costs about 15 ms to compile (the re module expands
+# its 40,000 BMP code points), so terms check their neighbours with it rather than embedding it.
+_SPACELESS_CHAR = re.compile(f"[{_SPACELESS}]")
 
 
 @dataclass(frozen=True)
@@ -229,19 +265,41 @@ def normalize_text(text: str) -> str:
     return " ".join(folded.split())
 
 
-def _is_spaceless_script(char: str) -> bool:
-    name = unicodedata.name(char, "")
-    return any(name.startswith(prefix) for prefix in _NO_SPACE_SCRIPTS)
+def _is_spaced_word_char(char: str) -> bool:
+    """A word character (as `\\w`: letters, digits, underscore) of a script written with spaces."""
+    return (char.isalnum() or char == "_") and _SPACELESS_CHAR.match(char) is None
+
+
+class TermPattern:
+    """Finds a normalised term in normalised text. An edge of the term written in a spaced script
+    must not touch a word character of a spaced script ("ale" is not in "male", "gin" not in
+    "gin2"); any other edge may touch anything ("beer" is in "喝beer吧", "C罗" in "C罗进球", "啤酒"
+    in "喝啤酒")."""
+
+    def __init__(self, term: str):
+        self.term = term
+        # A lookahead finds every start, overlapping ones included: a rejected hit must not hide
+        # the next ("ab" in "aab").
+        self._starts = re.compile(f"(?={re.escape(term)})")
+        self._left_bounded = _SPACELESS_CHAR.match(term[0]) is None
+        self._right_bounded = _SPACELESS_CHAR.match(term[-1]) is None
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """The first occurrence on acceptable boundaries (a zero-width match at its start), or None."""
+        for found in self._starts.finditer(text):
+            start, end = found.start(), found.start() + len(self.term)
+            if self._left_bounded and start > 0 and _is_spaced_word_char(text[start - 1]):
+                continue
+            if self._right_bounded and end < len(text) and _is_spaced_word_char(text[end]):
+                continue
+            return found
+        return None
 
 
 @lru_cache(maxsize=4096)
-def term_pattern(term: str) -> re.Pattern[str]:
-    """A pattern for `term` with word boundaries where its script uses them."""
-    normalized = normalize_text(term)
-    escaped = re.escape(normalized)
-    left = "" if _is_spaceless_script(normalized[0]) else r"(?<!\w)"
-    right = "" if _is_spaceless_script(normalized[-1]) else r"(?!\w)"
-    return re.compile(left + escaped + right)
+def term_pattern(term: str) -> TermPattern:
+    """The matcher of `term`, normalised as prompts are (`normalize_text`)."""
+    return TermPattern(normalize_text(term))
 
 
 def contains_term(text: str, term: str) -> bool:

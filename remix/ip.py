@@ -7,8 +7,8 @@ A prompt mentions an IP when
 
 1. alias: the IP's name or one of its aliases occurs in the prompt, ignoring case and full/half
    width (both sides go through `core.themes.normalize_text`), on word boundaries where the script
-   has them ("Mochi" does not match "Mochizuki") and as a plain substring in Chinese, Japanese and
-   Korean, which do not separate words ("ピカチュウが走る" matches "ピカチュウ"); or
+   has them ("Mochi" does not match "Mochizuki") and as a plain substring next to scripts that do
+   not separate words ("ピカチュウが走る" matches "ピカチュウ", "我和Zorbulon一起跳舞" "Zorbulon"); or
 2. semantic: the cosine similarity of the prompt (or one of its clauses) to the IP's description,
    both embedded with all-MiniLM-L6-v2, reaches IP_SIMILARITY_THRESHOLD.
 

@@ -1,5 +1,12 @@
-import pytest
+import string
+from types import SimpleNamespace
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cameo.services import check_cameo_restrictions
+from core.errors import ApiError
 from core.text_embeddings import DIMENSIONS, embed_texts, similarity
 from core.themes import contains_term, match_theme, normalize_text
 
@@ -31,6 +38,97 @@ def test_normalize_folds_width_and_case():
 )
 def test_terms_match_on_word_boundaries_where_the_script_has_them(text, term, expected):
     assert contains_term(text, term) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "term", "expected"),
+    [
+        # A Latin term glued to a script without spaces, on either side or both.
+        ("我和Zorbulon一起跳舞", "Zorbulon", True),
+        ("Zorbulon一起跳舞", "Zorbulon", True),
+        ("我和Zorbulon", "Zorbulon", True),
+        ("ZorbulonがRunning", "Zorbulon", True),
+        ("今日はZorbulonと踊る", "Zorbulon", True),
+        ("タバコとbeerとワイン", "beer", True),
+        ("私のbeer", "beer", True),
+        ("ฉันดื่มbeerกับเพื่อน", "beer", True),
+        ("ฉันเต้นกับZorbulon", "Zorbulon", True),
+        ("ຂ້ອຍດື່ມbeerແລ້ວ", "beer", True),  # Lao
+        ("ខ្ញុំផឹកbeerណាស់", "beer", True),  # Khmer
+        ("ကျွန်တော်beerသောက်တယ်", "beer", True),  # Myanmar
+        ("ངསbeerའཐུང", "beer", True),  # Tibetan
+        ("Zorbulon이랑 춤을 췄다", "Zorbulon", True),  # Korean particle written onto the word
+        ("ＢＥＥＲ喝完了", "beer", True),  # full-width letters, then Han
+        # A term in a script without spaces, glued to Latin text.
+        ("smokeタバコsmoke", "タバコ", True),
+        ("drinking啤酒now", "啤酒", True),
+        ("タバコを吸う", "タバコ", True),
+        # Mixed terms: only the Latin edge needs a boundary.
+        ("C罗进球了", "C罗", True),
+        ("我喜欢C罗", "C罗", True),
+        ("abc罗进球了", "C罗", False),
+        ("a Hello Kitty猫 plush", "Hello Kitty猫", True),
+        ("我的Hello Kitty猫咪", "Hello Kitty猫", True),
+        ("Othello Kitty猫", "Hello Kitty猫", False),
+        # Latin letters, digits and the underscore still end a word only at a boundary.
+        ("a male lead", "ale", False),
+        ("我和male lead", "ale", False),
+        ("Mochizuki一起跳舞", "Mochi", False),
+        ("我和Mochizuki", "Mochi", False),
+        ("gin2 please", "gin", False),
+        ("beer_time", "beer", False),
+        ("我喝gin2", "gin", False),
+    ],
+)
+def test_terms_next_to_scripts_without_spaces_need_no_boundary(text, term, expected):
+    assert contains_term(text, term) is expected
+
+
+def _chars(*ranges):
+    return st.one_of(*(st.characters(min_codepoint=first, max_codepoint=last) for first, last in ranges))
+
+
+# Letters that NFKC leaves alone, from Han, Hiragana, Katakana and Thai.
+SPACELESS_LETTERS = _chars((0x4E00, 0x9FFF), (0x3041, 0x3096), (0x30A1, 0x30FA), (0x0E01, 0x0E30))
+latin_terms = st.text(alphabet=string.ascii_letters, min_size=1, max_size=12)
+latin_letters = st.sampled_from(string.ascii_letters)
+spaceless_text = st.text(alphabet=SPACELESS_LETTERS, max_size=8)
+spaceless_terms = st.text(alphabet=SPACELESS_LETTERS, min_size=1, max_size=6)
+sides = st.sampled_from(["left", "right", "both"])
+
+
+def glue(term, left, right, side):
+    return (left if side != "right" else "") + term + (right if side != "left" else "")
+
+
+@settings(max_examples=200)
+@given(term=latin_terms, left=spaceless_terms, right=spaceless_terms, side=sides)
+def test_a_latin_term_is_found_next_to_any_text_without_spaces(term, left, right, side):
+    assert contains_term(glue(term, left, right, side), term)
+
+
+@settings(max_examples=200)
+@given(term=latin_terms, left=latin_letters, right=latin_letters, side=sides)
+def test_a_latin_term_glued_to_a_latin_letter_is_not_found(term, left, right, side):
+    assert not contains_term(glue(term, left, right, side), term)
+
+
+@settings(max_examples=200)
+@given(
+    term=spaceless_terms,
+    left=st.text(alphabet=string.ascii_letters + " ", max_size=12),
+    right=st.text(alphabet=string.ascii_letters + " ", max_size=12),
+)
+def test_a_term_without_spaces_is_found_inside_any_latin_text(term, left, right):
+    assert contains_term(left + term + right, term)
+
+
+@settings(max_examples=200)
+@given(latin=latin_terms, han=spaceless_terms, letter=latin_letters, around=spaceless_text)
+def test_a_mixed_term_needs_a_boundary_only_at_its_latin_edge(latin, han, letter, around):
+    term = latin + han
+    assert contains_term(around + term + letter + around, term)
+    assert not contains_term(around + letter + term + around, term)
 
 
 @pytest.mark.parametrize(
@@ -91,3 +189,30 @@ def test_everyday_prompts_touch_no_refused_theme(prompt):
 def test_no_themes_or_empty_prompt_match_nothing():
     assert match_theme("anything at all", []) is None
     assert match_theme("   ", ["politics"]) is None
+
+
+def refused_theme(restrictions, prompt):
+    cameo = SimpleNamespace(pk=7, restrictions=restrictions)
+    with pytest.raises(ApiError) as refused:
+        check_cameo_restrictions(cameo=cameo, prompt=prompt)
+    assert (refused.value.status_code, refused.value.code) == (422, "prompt_rejected")
+    return refused.value.details["theme"]
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "我想喝beer",
+        "我想喝beer吧",
+        "ฉันดื่มbeerกับเพื่อน",
+        "me and wineを飲む",
+        "Friday night, whisky喝到天亮",
+    ],
+)
+def test_cameo_restrictions_catch_latin_words_inside_other_scripts(prompt):
+    assert refused_theme(["alcohol"], prompt) == "alcohol"
+
+
+@pytest.mark.parametrize("prompt", ["我是drummer", "a drummer on stage"])  # "rum" inside a longer word
+def test_cameo_restrictions_let_a_term_inside_a_longer_latin_word_through(prompt):
+    check_cameo_restrictions(cameo=SimpleNamespace(pk=7, restrictions=["alcohol"]), prompt=prompt)
