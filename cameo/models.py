@@ -1,20 +1,27 @@
 """Cameos: a person's verified likeness and the consent that governs its use.
 
 Biometric data (the template, the face crop, the verification video) lives only in `Cameo` and in
-storage under `cameos/<id>/`, so erasing a cameo erases all of it. Audit entries keep what changed,
-never biometrics.
+the private biometrics storage (`core.storage.biometric_storage`, never under MEDIA_ROOT and with no
+URL) under random names that carry neither the cameo's nor the owner's id; the names are recorded
+on the cameo, so erasing a cameo deletes exactly its files. Audit entries keep what changed, never
+biometrics.
 """
 
 from __future__ import annotations
+
+import os
+import uuid
 
 import numpy as np
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
 from cameo.identity import TEMPLATE_DIMENSIONS
+from core.storage import biometric_storage
 
 
 class CameoStatus(models.TextChoices):
@@ -51,16 +58,67 @@ class RejectionReason(models.TextChoices):
     UNSUPPORTED_MEDIA = "unsupported_media"
 
 
-def cameo_prefix(cameo_id: int) -> str:
-    return f"cameos/{cameo_id}"
+def biometric_name(cameo: Cameo, filename: str) -> str:
+    """A random name: nothing in it leads back to the cameo or its owner, nor to the next name."""
+    return f"cameos/{uuid.uuid4().hex}{os.path.splitext(filename)[1].lower()}"
 
 
-def verification_path(cameo: Cameo, filename: str) -> str:
-    return f"{cameo_prefix(cameo.pk)}/verification/{filename}"
+# Kept for 0001_initial, which imports them; they name files the same way.
+verification_path = face_crop_path = biometric_name
 
 
-def face_crop_path(cameo: Cameo, filename: str) -> str:
-    return f"{cameo_prefix(cameo.pk)}/face/{filename}"
+class ProtectedReason(models.TextChoices):
+    PUBLIC_FIGURE = "public_figure", "Public figure"
+    DECEASED = "deceased", "Deceased"
+    BY_REQUEST = "by_request", "By request"
+
+
+def protected_reference_name(likeness: ProtectedLikeness, filename: str) -> str:
+    """A random name in the private storage: nothing in it names the person."""
+    return f"protected/{uuid.uuid4().hex}{os.path.splitext(filename)[1].lower()}"
+
+
+class ProtectedLikeness(models.Model):
+    """A real person whose likeness nobody may generate, unless staff verified a cameo as theirs.
+
+    Staff keep this registry (cameo.services). A prompt naming `name` or an alias is refused
+    (cameo.moderation), and generated frames are compared with the reference face's template
+    (cameo.likeness). The reference photo is biometric: private storage, random name, no URL.
+    """
+
+    name = models.CharField(max_length=100)
+    aliases = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    reason = models.CharField(max_length=16, choices=ProtectedReason.choices)
+    reference = models.FileField(
+        upload_to=protected_reference_name, storage=biometric_storage, max_length=300, blank=True
+    )
+    template_vector = VectorField(dimensions=TEMPLATE_DIMENSIONS, null=True, blank=True)
+    template_dim = models.PositiveSmallIntegerField(default=0)
+    encoder = models.CharField(max_length=32, blank=True, default="")
+    encoder_version = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "protected likenesses"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(reason__in=["public_figure", "deceased", "by_request"]),
+                name="protected_likeness_reason_valid",
+            ),
+            models.UniqueConstraint(Lower("name"), name="protected_likeness_name_unique"),
+            models.CheckConstraint(
+                condition=models.Q(template_vector__isnull=True) | ~models.Q(reference=""),
+                name="protected_likeness_template_has_reference",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_reference(self) -> bool:
+        return bool(self.reference)
 
 
 class Cameo(models.Model):
@@ -81,11 +139,23 @@ class Cameo(models.Model):
     template_version = models.PositiveIntegerField(default=0)
     encoder = models.CharField(max_length=32, blank=True, default="")
     encoder_version = models.CharField(max_length=64, blank=True, default="")
-    face_crop = models.FileField(upload_to=face_crop_path, max_length=300, blank=True)
-    verification_video = models.FileField(upload_to=verification_path, max_length=300, blank=True)
+    face_crop = models.FileField(
+        upload_to=biometric_name, storage=biometric_storage, max_length=300, blank=True
+    )
+    verification_video = models.FileField(
+        upload_to=biometric_name, storage=biometric_storage, max_length=300, blank=True
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set by staff only (services.verify_cameo_as): this cameo is that protected person, so prompts
+    # and outputs showing them are allowed when it is part of the job. SET_NULL, not PROTECT:
+    # erased cameos keep their row forever, so PROTECT would make an entry undeletable; and once
+    # the entry is gone no rule needs the verification (services.delete_protected_likeness audits
+    # each cameo it clears).
+    verified_as = models.ForeignKey(
+        ProtectedLikeness, null=True, blank=True, on_delete=models.SET_NULL, related_name="cameos"
+    )
 
     class Meta:
         indexes = [

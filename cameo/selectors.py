@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from cameo.models import Cameo, CameoAudit, CameoGrant, CameoRequest, CameoStatus, Permission
-from core.errors import NotFound
+from cameo.models import (
+    Cameo,
+    CameoAudit,
+    CameoGrant,
+    CameoRequest,
+    CameoStatus,
+    Permission,
+    ProtectedLikeness,
+)
+from core.errors import Forbidden, NotFound
 from social.models import Block, Follow, Like, Post, User
 from social.selectors import is_blocked_either_way
 
@@ -24,7 +32,13 @@ def owned_cameos(*, owner: User) -> QuerySet[Cameo]:
 
 
 def usable_cameos(*, user: User) -> QuerySet[Cameo]:
-    """Active cameos `user` may use now: the same rules as services.may_use, as one query."""
+    """Active cameos `user` may use now, as one query: the consent rule, written once.
+
+    The owner always; nobody across a block with the owner, nor anyone while the owner's account
+    is deactivated; `everyone` anyone (a minor's cameo never reaches past mutuals); `approved`,
+    `mutuals` and `everyone` granted users; `mutuals` and `everyone` mutual followers. Every
+    decision in Python (`services.usable_versions`) asks this query rather than restating it.
+    """
     blocked = Block.objects.filter(
         Q(blocker_id=user.pk, blocked_id=OuterRef("owner_id"))
         | Q(blocker_id=OuterRef("owner_id"), blocked_id=user.pk)
@@ -36,7 +50,7 @@ def usable_cameos(*, user: User) -> QuerySet[Cameo]:
     adult_cutoff = _adult_birth_cutoff()
     owner_is_adult = Q(owner__birth_date__isnull=False, owner__birth_date__lte=adult_cutoff)
     return (
-        Cameo.objects.filter(status=CameoStatus.ACTIVE)
+        Cameo.objects.filter(status=CameoStatus.ACTIVE, owner__is_active=True)
         .filter(
             Q(owner_id=user.pk)
             | (
@@ -69,13 +83,14 @@ def _adult_birth_cutoff():
 
 
 def get_cameo_for(*, viewer: User, cameo_id) -> Cameo:
-    """The owner sees their cameo in any state but deleted; others see an active cameo they are
-    not blocked from (so they can ask to use it). Everyone else: 404."""
+    """The owner sees their cameo in any state, erased ones included (no biometrics remain; the
+    audit trail stays theirs to read); others see an active cameo they are not blocked from (so
+    they can ask to use it). Everyone else: 404."""
     try:
         cameo = Cameo.objects.select_related("owner").get(pk=int(cameo_id))
     except (Cameo.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFound() from exc
-    if cameo.owner_id == viewer.pk and cameo.status != CameoStatus.DELETED:
+    if cameo.owner_id == viewer.pk:
         return cameo
     if cameo.status != CameoStatus.ACTIVE:
         raise NotFound()
@@ -84,9 +99,11 @@ def get_cameo_for(*, viewer: User, cameo_id) -> Cameo:
     return cameo
 
 
-def get_owned_cameo(*, owner: User, cameo_id) -> Cameo:
+def get_owned_cameo(*, owner: User, cameo_id, include_deleted: bool = False) -> Cameo:
+    """The owner's cameo; an erased one only with `include_deleted` (reads of its record), so
+    nothing can be changed on it."""
     cameo = get_cameo_for(viewer=owner, cameo_id=cameo_id)
-    if cameo.owner_id != owner.pk:
+    if cameo.owner_id != owner.pk or (cameo.status == CameoStatus.DELETED and not include_deleted):
         raise NotFound()
     return cameo
 
@@ -106,3 +123,34 @@ def audit_of(*, cameo: Cameo) -> QuerySet[CameoAudit]:
 
 def requests_for(*, cameo: Cameo) -> QuerySet[CameoRequest]:
     return CameoRequest.objects.filter(cameo=cameo).select_related("requester")
+
+
+# --- protected likenesses ---------------------------------------------------------------------
+
+
+def require_staff(user: User) -> None:
+    """The registry of protected likenesses, and who is verified as whom, is staff's alone."""
+    if not getattr(user, "is_staff", False):
+        raise Forbidden("Only staff may do this.")
+
+
+def protected_likenesses_for(*, viewer: User) -> QuerySet[ProtectedLikeness]:
+    require_staff(viewer)
+    return ProtectedLikeness.objects.defer("template_vector")
+
+
+def get_protected_likeness_for(*, viewer: User, likeness_id) -> ProtectedLikeness:
+    require_staff(viewer)
+    try:
+        return ProtectedLikeness.objects.get(pk=int(likeness_id))
+    except (ProtectedLikeness.DoesNotExist, ValueError, TypeError, OverflowError) as exc:
+        raise NotFound() from exc
+
+
+def get_cameo_for_staff(*, viewer: User, cameo_id) -> Cameo:
+    """Any cameo, whoever owns it, for staff; 403 for everyone else."""
+    require_staff(viewer)
+    try:
+        return Cameo.objects.select_related("owner", "verified_as").get(pk=int(cameo_id))
+    except (Cameo.DoesNotExist, ValueError, TypeError, OverflowError) as exc:
+        raise NotFound() from exc

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from pgvector.django import CosineDistance
-from PIL import Image
+from PIL import Image, ImageOps
 
-from cameo import enrollment
+from cameo import enrollment, moderation
 from cameo.identity import get_encoder, pad_template
 from cameo.models import (
     PERMISSION_RANK,
@@ -30,15 +29,18 @@ from cameo.models import (
     CameoRequest,
     CameoStatus,
     Permission,
+    ProtectedLikeness,
+    ProtectedReason,
     RejectionReason,
     RequestStatus,
-    cameo_prefix,
 )
+from cameo.selectors import require_staff
 from cameo.signals import cameo_revoked
-from core.errors import ApiError, Conflict, Forbidden, NotFound, RuleRefusal, TooLarge
-from core.themes import match_theme
+from core.errors import ApiError, Conflict, Forbidden, NotFound, RuleRefusal, TooLarge, UnsupportedMedia
+from core.storage import biometric_storage
+from core.themes import match_theme, normalize_text
 from social.models import Post, User
-from social.selectors import are_mutuals, is_blocked_either_way
+from social.selectors import is_blocked_either_way
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ def start_enrollment(
             details={"max_bytes": settings.CAMEO_VIDEO_MAX_BYTES},
         )
     _check_permission_for_owner(owner=owner, permission=permission)
+    moderation.check_instructions(owner=owner, instructions=instructions)
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(scratch) / "upload"
         with local.open("wb") as handle:
@@ -164,8 +167,8 @@ def _reject(*, cameo_id: int, reason: str, measurements: dict) -> Cameo | None:
         _audit(
             cameo=cameo, actor=None, action="rejected", before={}, after={"reason": reason, **measurements}
         )
-        _delete_prefix_on_commit(cameo.pk)
-        Cameo.objects.filter(pk=cameo.pk).update(verification_video="")
+        _delete_biometrics_on_commit(cameo.verification_video.name, cameo.face_crop.name)
+        Cameo.objects.filter(pk=cameo.pk).update(verification_video="", face_crop="")
     return cameo
 
 
@@ -235,6 +238,9 @@ def _activate(*, cameo_id: int, analysis: enrollment.Analysis, encoder) -> Cameo
         cameo.encoder_version = encoder.version
         cameo.status = CameoStatus.ACTIVE
         cameo.face_crop.save("face.png", ContentFile(crop.getvalue()), save=False)
+        # Enrollment has ended: the template and the crop stay, the verification video goes.
+        _delete_biometrics_on_commit(cameo.verification_video.name)
+        cameo.verification_video = ""
         cameo.save()
         cameo.refresh_from_db()
         _audit(cameo=cameo, actor=None, action="activated", before={}, after=analysis.measurements)
@@ -244,47 +250,47 @@ def _activate(*, cameo_id: int, analysis: enrollment.Analysis, encoder) -> Cameo
 # --- consent ----------------------------------------------------------------------------------
 
 
-def effective_permission(cameo: Cameo) -> str:
-    """A minor's cameo never reaches beyond mutuals, whatever is stored."""
-    if cameo.permission == Permission.EVERYONE and cameo.owner.is_minor:
-        return Permission.MUTUALS
-    return cameo.permission
+def usable_versions(*, user: User, cameo_ids: Iterable[int]) -> dict[int, int]:
+    """{cameo id: current consent version} for those of `cameo_ids` that `user` may use now.
+
+    The rule itself is written once, as SQL, in `selectors.usable_cameos` (which also answers
+    `/cameos/usable`); every consent decision in Python asks it, so the two cannot drift. One
+    query whatever the number of cameos.
+    """
+    from cameo.selectors import usable_cameos
+
+    ids = {int(cameo_id) for cameo_id in cameo_ids}
+    if not ids:
+        return {}
+    return dict(usable_cameos(user=user).filter(pk__in=ids).values_list("pk", "consent_version"))
 
 
 def may_use(*, user: User, cameo: Cameo) -> bool:
-    if cameo.status != CameoStatus.ACTIVE:
-        return False
-    if user.pk == cameo.owner_id:
-        return True
-    if is_blocked_either_way(user_id=user.pk, other_id=cameo.owner_id):
-        return False
-    permission = effective_permission(cameo)
-    if permission == Permission.EVERYONE:
-        return True
-    if permission == Permission.ONLY_ME:
-        return False
-    if CameoGrant.objects.filter(cameo=cameo, grantee=user).exists():
-        return True
-    return permission == Permission.MUTUALS and are_mutuals(user_id=user.pk, other_id=cameo.owner_id)
+    return cameo.pk in usable_versions(user=user, cameo_ids=[cameo.pk])
 
 
 def authorize_cameo_use(*, user: User, cameo: Cameo | None) -> int:
-    """The one place that decides whether `user` may use `cameo` now.
-
-    Returns the consent version the decision relied on; anything authorised against an older
-    version is refused when rechecked (see consent_still_holds). Unknown, inactive and forbidden
-    cameos are refused alike, so the refusal reveals nothing.
-    """
-    if cameo is None or not may_use(user=user, cameo=cameo):
+    """Whether `user` may use `cameo` now: the consent version the decision relied on, or 403
+    `cameo_not_permitted`. Unknown, inactive and forbidden cameos are refused alike, so the
+    refusal reveals nothing. (A job's cameos, named and inherited, go through
+    `cameo.lineage.authorize_likenesses`, the same rule for several at once.)"""
+    version = None if cameo is None else usable_versions(user=user, cameo_ids=[cameo.pk]).get(cameo.pk)
+    if version is None:
         raise cameo_not_permitted(getattr(cameo, "pk", ""))
-    return cameo.consent_version
+    return version
+
+
+def lapsed_consents(*, user: User, uses: Iterable) -> list[tuple[int, int]]:
+    """The (cameo id, consent version) pairs of `uses` that no longer hold for `user`: the cameo is
+    no longer usable by them, or its consent changed since. One query. `uses` as in
+    `record_appearances`."""
+    entries = _use_entries(uses)
+    current = usable_versions(user=user, cameo_ids=[cameo_id for cameo_id, _version in entries])
+    return [(cameo_id, version) for cameo_id, version in entries if current.get(cameo_id) != version]
 
 
 def consent_still_holds(*, user: User, cameo_id: int, consent_version: int) -> bool:
-    cameo = Cameo.objects.select_related("owner").filter(pk=cameo_id).first()
-    if cameo is None or cameo.consent_version != consent_version:
-        return False
-    return may_use(user=user, cameo=cameo)
+    return not lapsed_consents(user=user, uses=[(cameo_id, consent_version)])
 
 
 def check_cameo_restrictions(*, cameo: Cameo, prompt: str) -> None:
@@ -334,6 +340,10 @@ def update_cameo(*, actor: User, cameo: Cameo, **changes) -> Cameo:
         changed = {name for name in after if before[name] != after[name]}
         if not changed:
             return locked
+        if "instructions" in changed:
+            moderation.check_instructions(
+                owner=locked.owner, instructions=after["instructions"], verified_as=locked.verified_as_id
+            )
         narrowing = (
             (
                 "permission" in changed
@@ -475,52 +485,56 @@ def record_appearances(*, post: Post, uses: Iterable) -> list[Appearance]:
 
 
 def refuse_publish_without_consent(post: Post) -> None:
-    """Publish check: every cameo in the post must still be usable by its author as consented.
-    A fixed number of queries whatever the number of cameos: the appearances, then which of them the author may
-    still use (`selectors.usable_cameos`, the rules of `may_use` in SQL) at which consent version."""
-    from cameo.selectors import usable_cameos
+    """Publish check: every cameo in the post, named or inherited, must still be usable by its
+    author at the consent version the post was made under.
 
+    It locks what the decision rests on first, in the order every consent change takes: the cameo
+    rows (a narrowing, a revoked grant, an erasure lock them too), then the people on either side
+    of a possible block (`block_user` locks both), and only then does the publish lock the post.
+    A concurrent consent change thus either commits before the check reads it or waits for the
+    publish to commit. Four queries whatever the number of cameos.
+    """
     appearances = list(Appearance.objects.filter(post_id=post.pk).values_list("cameo_id", "consent_version"))
     if not appearances:
         return
-    author = post.author
-    still_consenting = set(
-        usable_cameos(user=author)
-        .filter(pk__in=[cameo_id for cameo_id, _version in appearances])
-        .values_list("pk", "consent_version")
-    )
-    for cameo_id, consent_version in appearances:
-        if (cameo_id, consent_version) not in still_consenting:
-            raise Conflict(
-                "A cameo in this post no longer consents to it.",
-                code="consent_revoked",
-                details={"cameo": str(cameo_id)},
-            )
+    with transaction.atomic():
+        owner_ids = list(
+            Cameo.objects.select_for_update()
+            .filter(pk__in={cameo_id for cameo_id, _version in appearances})
+            .order_by("pk")
+            .values_list("owner_id", flat=True)
+        )
+        list(
+            User.objects.select_for_update()
+            .filter(pk__in={*owner_ids, post.author_id})
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        lapsed = lapsed_consents(user=post.author, uses=appearances)
+    if lapsed:
+        raise Conflict(
+            "A cameo in this post no longer consents to it.",
+            code="consent_revoked",
+            details={"cameo": str(lapsed[0][0])},
+        )
 
 
 # --- erasure ----------------------------------------------------------------------------------
 
 
-def _delete_prefix_on_commit(cameo_id: int) -> None:
-    def delete() -> None:
-        delete_storage_prefix(cameo_prefix(cameo_id))
-
-    transaction.on_commit(delete)
-
-
-def delete_storage_prefix(prefix: str) -> None:
-    """Deletes every file under `prefix` in the default storage."""
-    try:
-        directories, files = default_storage.listdir(prefix)
-    except (FileNotFoundError, NotADirectoryError):
+def _delete_biometrics_on_commit(*names: str) -> None:
+    """Deletes the named files from the private storage once the rows forgetting them are committed
+    (a rollback keeps both); a failed deletion is logged, not raised, as the commit has happened."""
+    names = tuple(name for name in names if name)
+    if not names:
         return
-    for name in files:
-        default_storage.delete(f"{prefix}/{name}")
-    for directory in directories:
-        delete_storage_prefix(f"{prefix}/{directory}")
-    if hasattr(default_storage, "path"):  # local disk keeps empty folders; object stores have none
-        with contextlib.suppress(OSError):
-            os.rmdir(default_storage.path(prefix))
+
+    def delete() -> None:
+        storage = biometric_storage()
+        for name in names:
+            storage.delete(name)
+
+    transaction.on_commit(delete, robust=True)
 
 
 def erase_cameo(*, actor: User | None, cameo: Cameo) -> Cameo:
@@ -537,6 +551,7 @@ def erase_cameo(*, actor: User | None, cameo: Cameo) -> Cameo:
         locked.template_vector = None
         locked.template_dim = 0
         locked.template_spread = None
+        _delete_biometrics_on_commit(locked.face_crop.name, locked.verification_video.name)
         locked.face_crop = ""
         locked.verification_video = ""
         locked.consent_version += 1
@@ -547,7 +562,6 @@ def erase_cameo(*, actor: User | None, cameo: Cameo) -> Cameo:
             status=RequestStatus.DECLINED
         )
         _audit(cameo=locked, actor=actor, action="deleted", before=before, after={"status": "deleted"})
-        _delete_prefix_on_commit(locked.pk)
         _announce_revocation(locked)
     return locked
 
@@ -556,3 +570,219 @@ def erase_all_cameos_of(*, user: User) -> None:
     """For account deletion: inside the deleting transaction, before the user's rows go."""
     for cameo in Cameo.objects.filter(owner=user).exclude(status=CameoStatus.DELETED):
         erase_cameo(actor=None, cameo=cameo)
+
+
+# --- protected likenesses ---------------------------------------------------------------------
+
+# Formats a reference photo may come in, by what PIL finds in the bytes (never the file name).
+REFERENCE_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+# Faces are looked for in the photo scaled down to this longest side: a face the template can use
+# survives it, and detection on a camera's full resolution would take seconds and much memory.
+REFERENCE_ANALYSIS_SIDE = 1280
+
+
+@dataclass(frozen=True)
+class ReferenceFace:
+    """A reference photo that passed its checks: its bytes and the template of its one face."""
+
+    data: bytes
+    extension: str
+    template: np.ndarray
+    encoder: str
+    encoder_version: str
+
+
+def read_reference_face(upload) -> ReferenceFace:
+    """Checks a reference photo by its content: 413 `too_large` above PROTECTED_REFERENCE_MAX_BYTES
+    (before reading it whole) or PROTECTED_REFERENCE_MAX_PIXELS (before decoding it); 415
+    `unsupported_media` unless PIL decodes it as JPEG, PNG or WebP; 422 `no_face` or
+    `multiple_faces` unless the configured encoder finds exactly one face."""
+    max_bytes = settings.PROTECTED_REFERENCE_MAX_BYTES
+    if getattr(upload, "size", None) is not None and upload.size > max_bytes:
+        raise TooLarge(f"The reference is larger than {max_bytes} bytes.", details={"max_bytes": max_bytes})
+    if hasattr(upload, "seek"):
+        upload.seek(0)
+    data = upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise TooLarge(f"The reference is larger than {max_bytes} bytes.", details={"max_bytes": max_bytes})
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in REFERENCE_EXTENSIONS:
+                raise UnsupportedMedia("The reference must be a JPEG, PNG or WebP image.")
+            extension = REFERENCE_EXTENSIONS[image.format]
+            max_pixels = settings.PROTECTED_REFERENCE_MAX_PIXELS
+            if image.width * image.height > max_pixels:
+                raise TooLarge(
+                    f"The reference has more than {max_pixels} pixels.", details={"max_pixels": max_pixels}
+                )
+            oriented = ImageOps.exif_transpose(image).convert("RGB")
+            oriented.thumbnail((REFERENCE_ANALYSIS_SIDE, REFERENCE_ANALYSIS_SIDE))
+            pixels = np.asarray(oriented)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnsupportedMedia("The reference is not an image that can be read.") from exc
+    encoder = get_encoder()
+    faces = encoder.embed(pixels)
+    if len(faces) != 1:
+        code = "no_face" if not faces else "multiple_faces"
+        raise RuleRefusal(
+            "The reference must show exactly one face.", code=code, details={"faces": len(faces)}
+        )
+    return ReferenceFace(
+        data=data,
+        extension=extension,
+        template=faces[0].embedding,
+        encoder=encoder.name,
+        encoder_version=encoder.version,
+    )
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join(str(name).split())
+    if not cleaned:
+        raise ApiError("A protected likeness needs a name.", details={"name": ["May not be blank."]})
+    return cleaned
+
+
+def _clean_aliases(aliases: Iterable[str], *, name: str) -> list[str]:
+    """Spaces collapsed; blanks, repeats and spellings of the name itself (after the theme
+    matcher's normalisation) dropped."""
+    seen = {normalize_text(name)}
+    cleaned = []
+    for alias in aliases:
+        alias = " ".join(str(alias).split())
+        if alias and normalize_text(alias) not in seen:
+            seen.add(normalize_text(alias))
+            cleaned.append(alias)
+    return cleaned
+
+
+def _check_reason(reason: str) -> None:
+    if reason not in ProtectedReason.values:
+        raise ApiError(
+            "Unknown reason.", details={"reason": [f"One of {', '.join(ProtectedReason.values)}."]}
+        )
+
+
+def _as_reference_face(reference) -> ReferenceFace | None:
+    if reference is None or isinstance(reference, ReferenceFace):
+        return reference
+    return read_reference_face(reference)
+
+
+def _save_protected(likeness: ProtectedLikeness, *, face: ReferenceFace | None) -> ProtectedLikeness:
+    """Stores the reference (if any) under a new random name, then the row; the replaced file is
+    deleted once the row forgetting it is committed, a new one at once if the row is not saved."""
+    replaced = likeness.reference.name if face is not None else ""
+    if face is not None:
+        likeness.reference.save(f"reference{face.extension}", ContentFile(face.data), save=False)
+        likeness.template_vector = pad_template(face.template)
+        likeness.template_dim = int(face.template.shape[0])
+        likeness.encoder = face.encoder
+        likeness.encoder_version = face.encoder_version
+    try:
+        with transaction.atomic():
+            likeness.save()
+            _delete_biometrics_on_commit(replaced)
+    except BaseException as exc:
+        if face is not None:
+            biometric_storage().delete(likeness.reference.name)
+        if isinstance(exc, IntegrityError):
+            raise Conflict(
+                "A protected likeness with this name exists.",
+                code="name_taken",
+                details={"name": [likeness.name]},
+            ) from exc
+        raise
+    return likeness
+
+
+def create_protected_likeness(
+    *, actor: User, name: str, reason: str, aliases: Iterable[str] = (), reference=None
+) -> ProtectedLikeness:
+    """A new registry entry (staff only). `reference`: an uploaded face photo (or a ReferenceFace
+    read already), checked by read_reference_face before anything is stored."""
+    require_staff(actor)
+    name = _clean_name(name)
+    _check_reason(reason)
+    face = _as_reference_face(reference)
+    likeness = ProtectedLikeness(name=name, aliases=_clean_aliases(aliases, name=name), reason=reason)
+    return _save_protected(likeness, face=face)
+
+
+def update_protected_likeness(
+    *,
+    actor: User,
+    likeness: ProtectedLikeness,
+    name: str | None = None,
+    aliases: Iterable[str] | None = None,
+    reason: str | None = None,
+    reference=None,
+) -> ProtectedLikeness:
+    """Changes an entry (staff only); a new `reference` replaces the old photo and template."""
+    require_staff(actor)
+    face = _as_reference_face(reference)  # before the row is locked: finding a face takes a while
+    with transaction.atomic():
+        locked = ProtectedLikeness.objects.select_for_update().filter(pk=likeness.pk).first()
+        if locked is None:
+            raise NotFound()
+        if name is not None:
+            locked.name = _clean_name(name)
+        if reason is not None:
+            _check_reason(reason)
+            locked.reason = reason
+        locked.aliases = _clean_aliases(locked.aliases if aliases is None else aliases, name=locked.name)
+        return _save_protected(locked, face=face)
+
+
+def delete_protected_likeness(*, actor: User, likeness: ProtectedLikeness) -> None:
+    """Removes an entry (staff only) and, once committed, its reference photo. Cameos verified as
+    it lose the verification (nothing needs it any more); each of them gets an audit entry."""
+    require_staff(actor)
+    with transaction.atomic():
+        locked = ProtectedLikeness.objects.select_for_update().filter(pk=likeness.pk).first()
+        if locked is None:
+            raise NotFound()
+        for cameo in Cameo.objects.select_for_update().filter(verified_as=locked):
+            _audit(
+                cameo=cameo,
+                actor=actor,
+                action="verified_as_changed",
+                before={"verified_as": _likeness_entry(locked)},
+                after={"verified_as": None},
+            )
+        _delete_biometrics_on_commit(locked.reference.name)
+        locked.delete()
+
+
+def _likeness_entry(likeness: ProtectedLikeness | None) -> dict | None:
+    return None if likeness is None else {"id": str(likeness.pk), "name": likeness.name}
+
+
+def verify_cameo_as(*, actor: User, cameo: Cameo, protected_likeness: ProtectedLikeness | None) -> Cameo:
+    """Staff state that `cameo` is that protected person (or, with None, that it is nobody in the
+    registry). Audited; the consent version is not bumped: the owner's consent is unchanged."""
+    require_staff(actor)
+    with transaction.atomic():
+        locked = Cameo.objects.select_for_update().select_related("owner").filter(pk=cameo.pk).first()
+        if locked is None or (protected_likeness is not None and locked.status == CameoStatus.DELETED):
+            raise NotFound()
+        if protected_likeness is not None:
+            protected_likeness = (
+                ProtectedLikeness.objects.select_for_update().filter(pk=protected_likeness.pk).first()
+            )
+            if protected_likeness is None:
+                raise NotFound()
+        wanted = None if protected_likeness is None else protected_likeness.pk
+        if locked.verified_as_id == wanted:
+            return locked
+        before = _likeness_entry(locked.verified_as)
+        locked.verified_as = protected_likeness
+        locked.save(update_fields=["verified_as", "updated_at"])
+        _audit(
+            cameo=locked,
+            actor=actor,
+            action="verified_as_changed",
+            before={"verified_as": before},
+            after={"verified_as": _likeness_entry(protected_likeness)},
+        )
+    return locked

@@ -1,9 +1,9 @@
 """Starts what the app needs and runs it: `python -m config.services run|test`.
 
 `run` (what `make run` calls) brings up an embedded PostgreSQL with pgvector and an embedded Redis in
-DATA_DIR unless DATABASE_URL / REDIS_URL are set, migrates, loads the demo, starts the ASGI server and
-a Celery worker for the `default` and `gpu` queues, and stops everything it started on Ctrl-C or
-SIGTERM. `test` (what `make test` calls) brings up the same services in their own data folder and
+DATA_DIR unless DATABASE_URL / REDIS_URL are set, migrates, loads the demo, starts the ASGI server,
+a Celery worker for the `default` and `gpu` queues and the periodic jobs (`manage.py run_periodic`),
+and stops everything it started on Ctrl-C or SIGTERM. `test` (what `make test` calls) brings up the same services in their own data folder and
 runs pytest against them.
 """
 
@@ -211,6 +211,10 @@ def run(argv: list[str]) -> int:
                     cwd=BASE_DIR,
                 )
             )
+            # The periodic jobs (reaping dead jobs, sending the outbox); safe beside another.
+            children.append(
+                subprocess.Popen([PYTHON, str(BASE_DIR / "manage.py"), "run_periodic"], env=env, cwd=BASE_DIR)
+            )
             base = f"http://{host}:{port}"
             log("ready:")
             log(f"  API       {base}/api/v1/  (health: {base}/api/v1/health)")
@@ -246,11 +250,13 @@ def run(argv: list[str]) -> int:
 
 def test(argv: list[str]) -> int:
     data_dir = Path(os.environ.get("TEST_DATA_DIR", BASE_DIR / ".data" / "test")).resolve()
-    media = data_dir / "media"
+    media, biometrics = data_dir / "media", data_dir / "biometrics"
     shutil.rmtree(media, ignore_errors=True)
+    shutil.rmtree(biometrics, ignore_errors=True)
     with services(data_dir, development=False) as env:
         env.setdefault("SECRET_KEY", "test-only-" + secrets.token_urlsafe(24))
         env["MEDIA_ROOT"] = str(media)
+        env["BIOMETRICS_ROOT"] = str(biometrics)
         env.setdefault("AUTH_THROTTLE_RATE", "1000/min")
         # Test modules import the ASGI/WSGI apps before pytest-django opens the database.
         env.setdefault("STARTUP_CHECKS", "0")

@@ -1,6 +1,7 @@
 """Settings, all read from the environment (see README.md for the names)."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import dj_database_url
 
@@ -114,11 +115,22 @@ REDIS_URL = env_required(
 )
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 
+# The cache and the channel layer are optional at run time: a call that Redis does not answer in
+# time falls back (a cache miss, a dropped websocket event), and a circuit breaker then leaves that
+# dependency alone for BREAKER_RESET_S before one call tries it again (core/breaker.py).
+BREAKER_RESET_S = env_float("BREAKER_RESET_S", 5.0)
+# Connect and read timeout of every cache call; a local Redis answers in well under a millisecond.
+CACHE_TIMEOUT_MS = env_int("CACHE_TIMEOUT_MS", 50)
 CACHES = {
     "default": {
         "BACKEND": "core.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "rf"),
+        "OPTIONS": {
+            "socket_connect_timeout": CACHE_TIMEOUT_MS / 1000,
+            "socket_timeout": CACHE_TIMEOUT_MS / 1000,
+            "breaker_reset_s": BREAKER_RESET_S,
+        },
     }
 }
 
@@ -128,6 +140,9 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_PREFIX", "rf-ws")},
     }
 }
+# The longest a websocket push (core/realtime.py) may hold up the request or job that sends it.
+# No socket timeout on the layer itself: its consumers block on Redis for seconds by design.
+REALTIME_SEND_TIMEOUT_S = env_float("REALTIME_SEND_TIMEOUT_S", 0.5)
 
 AUTH_USER_MODEL = "social.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -154,12 +169,23 @@ STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 MEDIA_URL = env_str("MEDIA_URL", "/media/")
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(data_dir() / "media"))
 SERVE_MEDIA = env_bool("SERVE_MEDIA", DEBUG)
+# Media of drafts and removed posts are served only at signed URLs valid this long (seconds); on S3
+# every media URL is presigned for this long (core.storage.MediaS3Storage).
+MEDIA_URL_TTL_S = env_int("MEDIA_URL_TTL_S", 3600)
+
+# Biometric files (verification videos, face crops, reference faces) live in their own private
+# storage, never under MEDIA_URL: a folder outside MEDIA_ROOT, or a bucket without public access.
+BIOMETRICS_ROOT = env_str("BIOMETRICS_ROOT", str(data_dir() / "biometrics"))
+AWS_BIOMETRICS_BUCKET_NAME = env_str("AWS_BIOMETRICS_BUCKET_NAME", None)
 
 # S3-compatible storage when a bucket is configured; the local disk otherwise.
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME", None)
 if AWS_STORAGE_BUCKET_NAME:
     STORAGES = {
-        "default": {"BACKEND": "storages.backends.s3.S3Storage"},
+        "default": {
+            "BACKEND": "core.storage.MediaS3Storage",
+            "OPTIONS": {"querystring_expire": MEDIA_URL_TTL_S},
+        },
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
 else:
@@ -167,6 +193,23 @@ else:
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+if AWS_BIOMETRICS_BUCKET_NAME:
+    STORAGES["biometrics"] = {
+        "BACKEND": "core.storage.PrivateS3Storage",
+        "OPTIONS": {"bucket_name": AWS_BIOMETRICS_BUCKET_NAME},
+    }
+else:
+    STORAGES["biometrics"] = {"BACKEND": "core.storage.PrivateFileSystemStorage"}  # BIOMETRICS_ROOT
+_biometrics_exposed = (
+    AWS_BIOMETRICS_BUCKET_NAME == AWS_STORAGE_BUCKET_NAME
+    if AWS_BIOMETRICS_BUCKET_NAME
+    else Path(MEDIA_ROOT).resolve()
+    in (Path(BIOMETRICS_ROOT).resolve(), *Path(BIOMETRICS_ROOT).resolve().parents)
+)
+if _biometrics_exposed:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("BIOMETRICS_ROOT / AWS_BIOMETRICS_BUCKET_NAME must be apart from the media.")
 
 # JSON bodies stay small; uploads stream to disk and are limited per endpoint.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_JSON_BODY_BYTES", 1024 * 1024)
@@ -221,12 +264,23 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 20 * 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 25 * 60)
-# Redelivery of an unacknowledged task must wait longer than the longest GPU job may run.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 60 * 60)}
+BROKER_CONNECT_TIMEOUT_S = env_float("BROKER_CONNECT_TIMEOUT_S", 1.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redelivery of an unacknowledged task must wait longer than the longest GPU job may run.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 60 * 60),
+    # A broker that is down or paused must not hold a request: sending fails within these bounds
+    # and the job waits in the outbox (generation.services.dispatch_generations).
+    "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
+    "socket_timeout": env_float("BROKER_SOCKET_TIMEOUT_S", 3.0),
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECT_TIMEOUT_S
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 
-HEALTH_CHECK_TIMEOUT_S = env_int("HEALTH_CHECK_TIMEOUT_S", 2)
+# /health runs its checks concurrently, each bounded by this, so it answers within about this long
+# whatever is down; a check that answers but takes over HEALTH_SLOW_MS is reported `slow`.
+HEALTH_CHECK_TIMEOUT_S = env_float("HEALTH_CHECK_TIMEOUT_S", 1.0)
+HEALTH_SLOW_MS = env_int("HEALTH_SLOW_MS", 250)
 STARTUP_CHECKS = env_bool("STARTUP_CHECKS", True)
 
 GENERATION_DAILY_LIMITS = {
@@ -308,12 +362,12 @@ GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 120)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 3)
 GENERATION_PLATFORM_MARK = env_str("GENERATION_PLATFORM_MARK", "Reelforge")
 GENERATION_PROVIDER = env_str("GENERATION_PROVIDER", "reelforge")
-CELERY_BEAT_SCHEDULE = {
-    "generation-reap-stale-jobs": {
-        "task": "generation.tasks.reap_stale_generations",
-        "schedule": float(env_int("GENERATION_REAP_EVERY_S", 60)),
-    }
-}
+# Periodic work, run by `manage.py run_periodic` (core.periodic): requeue jobs whose worker died,
+# and send jobs the broker has not taken (the outbox) or whose message may have been lost.
+GENERATION_REAP_EVERY_S = env_int("GENERATION_REAP_EVERY_S", 30)
+GENERATION_DISPATCH_EVERY_S = env_int("GENERATION_DISPATCH_EVERY_S", 5)
+# A queued job no worker has claimed this long after it was sent is sent again.
+GENERATION_REDISPATCH_AFTER_S = env_int("GENERATION_REDISPATCH_AFTER_S", 300)
 GENERATION_PRELOAD_MODELS = env_bool("GENERATION_PRELOAD_MODELS", True)
 GENERATION_VERIFY_MAX_BYTES = env_int("GENERATION_VERIFY_MAX_BYTES", 20 * 1024 * 1024)
 
@@ -328,6 +382,9 @@ CAMEO_MIN_FACE_PX = env_int("CAMEO_MIN_FACE_PX", 64)
 # Cosine distances between templates of one encoder; see cameo/enrollment.py for the measurements.
 CAMEO_MATCH_MAX_DISTANCE = env_float("CAMEO_MATCH_MAX_DISTANCE", 0.05)
 CAMEO_CONSISTENCY_MAX_DISTANCE = env_float("CAMEO_CONSISTENCY_MAX_DISTANCE", 0.06)
+# A protected likeness's reference photo: bytes checked before reading it, pixels before decoding it.
+PROTECTED_REFERENCE_MAX_BYTES = env_int("PROTECTED_REFERENCE_MAX_BYTES", 10 * 1024 * 1024)
+PROTECTED_REFERENCE_MAX_PIXELS = env_int("PROTECTED_REFERENCE_MAX_PIXELS", 40_000_000)
 CAMEO_MIN_SHARPNESS = env_float("CAMEO_MIN_SHARPNESS", 40.0)
 CAMEO_MIN_BRIGHTNESS = env_float("CAMEO_MIN_BRIGHTNESS", 40.0)
 CAMEO_MIN_MOTION = env_float("CAMEO_MIN_MOTION", 1.5)

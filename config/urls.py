@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.errors import json_not_found
@@ -24,9 +23,11 @@ urlpatterns = [
 # Unknown API paths answer in the API's error format, DEBUG or not (DEBUG's 404 page is HTML).
 urlpatterns += [re_path(r"^api/", json_not_found)]
 
+# Published posts' media to anyone, the rest at signed URLs only (social.media_access).
 if settings.SERVE_MEDIA:
-    prefix = settings.MEDIA_URL.lstrip("/")
-    urlpatterns += [re_path(rf"^{prefix}(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})]
+    from social.media_access import media_urlpatterns
+
+    urlpatterns += media_urlpatterns()
 
 handler400 = "core.errors.json_bad_request"
 handler403 = "core.errors.json_forbidden"

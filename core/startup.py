@@ -44,18 +44,39 @@ def check_vector_extension() -> ServiceStatus:
     return ServiceStatus("vector", True)
 
 
-def check_broker(timeout: float | None = None) -> ServiceStatus:
+def check_broker(timeout: float | None = None, *, max_retries: int = 1) -> ServiceStatus:
     from kombu import Connection
 
     timeout = timeout if timeout is not None else settings.HEALTH_CHECK_TIMEOUT_S
+    # Without read timeouts a paused broker holds the check for as long as the kernel keeps the socket.
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        transport_options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    else:
+        transport_options = {"read_timeout": timeout, "write_timeout": timeout}
     try:
-        with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
+        with Connection(
+            settings.CELERY_BROKER_URL, connect_timeout=timeout, transport_options=transport_options
+        ) as conn:
+            conn.ensure_connection(max_retries=max_retries, timeout=timeout)
             if conn.transport_cls in ("redis", "rediss") or settings.CELERY_BROKER_URL.startswith("redis"):
                 conn.default_channel.client.ping()
     except Exception as exc:  # noqa: BLE001
         return ServiceStatus("broker", False, f"cannot reach the broker at CELERY_BROKER_URL: {exc}")
     return ServiceStatus("broker", True)
+
+
+def check_cache(timeout: float | None = None) -> ServiceStatus:
+    from django.core.cache import caches
+
+    timeout = timeout if timeout is not None else settings.HEALTH_CHECK_TIMEOUT_S
+    ping = getattr(caches["default"], "ping", None)
+    if ping is None:  # a cache in the process (tests, development) is always there
+        return ServiceStatus("cache", True)
+    try:
+        ping(timeout_s=timeout)
+    except Exception as exc:  # noqa: BLE001
+        return ServiceStatus("cache", False, f"cannot reach the cache at REDIS_URL: {exc}")
+    return ServiceStatus("cache", True)
 
 
 def verify_services() -> list[ServiceStatus]:

@@ -14,6 +14,22 @@ class GenerationConfig(AppConfig):
 
         cameo_revoked.connect(_block_jobs_on_revocation, dispatch_uid="generation.block_on_revocation")
 
+        from django.conf import settings
+
+        from core import periodic
+        from generation import services
+
+        periodic.register(
+            "generation.reap_stale",
+            every_s=settings.GENERATION_REAP_EVERY_S,
+            run=services.reap_stale_generations,
+        )
+        periodic.register(
+            "generation.dispatch",
+            every_s=settings.GENERATION_DISPATCH_EVERY_S,
+            run=services.dispatch_generations,
+        )
+
 
 def _block_jobs_on_revocation(sender, cameo_id: int, consent_version: int, **kwargs) -> None:
     from generation.services import block_jobs_using_cameo

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -44,8 +45,13 @@ class Generation(models.Model):
     mode = models.CharField(max_length=10, choices=GenerationMode.choices, default=GenerationMode.CREATE)
     duration_s = models.PositiveSmallIntegerField()
     aspect_ratio = models.CharField(max_length=5, choices=AspectRatio.choices, default=AspectRatio.PORTRAIT)
+    # The cameos the request named.
     cameo_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
-    # [{cameo_id, owner_id, consent_version, template_version}] as authorised at request time.
+    # Every cameo the video carries: the named ones, then those inherited from its sources
+    # (cameo.lineage.job_likenesses). Consent rechecks, blocking and the likeness scan use this.
+    likeness_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    # [{cameo_id, owner_id, owner_username, consent_version, template_version, inherited_from}]
+    # for every likeness, as authorised at request time.
     cameo_consents = models.JSONField(default=list, blank=True)
     remix_of = models.ForeignKey(
         "social.Post", null=True, blank=True, on_delete=models.SET_NULL, related_name="generations_remixing"
@@ -58,6 +64,9 @@ class Generation(models.Model):
     # Seconds per stage of the last attempt (prepare, render, finish, store): operations and bench/.
     timings = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The outbox: when the job's message was last handed to the broker; null while it waits to be
+    # sent (see services.dispatch_generations).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -75,6 +84,18 @@ class Generation(models.Model):
                 fields=["status", "heartbeat_at"],
                 name="generation_running_idx",
                 condition=Q(status="running"),
+            ),
+            # The dispatcher's scan: queued jobs by when they were last sent (unsent first).
+            models.Index(
+                fields=["dispatched_at", "id"],
+                name="generation_outbox_idx",
+                condition=Q(status="queued"),
+            ),
+            # Jobs in flight that carry a cameo, found at once when its consent is withdrawn.
+            GinIndex(
+                fields=["likeness_ids"],
+                name="generation_likeness_gin",
+                condition=Q(status__in=["queued", "running"]),
             ),
         ]
         constraints = [

@@ -31,6 +31,9 @@ def build_record(*, job, model_id: str, post_id: int | None = None) -> dict[str,
                 "owner_id": str(entry["owner_id"]),
                 "consent_version": entry["consent_version"],
                 "template_version": entry.get("template_version"),
+                "inherited_from": None
+                if entry.get("inherited_from") is None
+                else str(entry["inherited_from"]),
             }
             for entry in job.cameo_consents
         ],

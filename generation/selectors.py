@@ -20,11 +20,11 @@ def generations_of(*, user: User) -> QuerySet[Generation]:
 
 
 def provenance_for(*, viewer: User, post_id) -> Provenance:
-    """The creation record, for the post's author and the owners of cameos in it (404 to whoever
-    cannot see the post, 403 to others who can)."""
-    from social.selectors import get_visible_post
+    """The creation record, for the post's author and the owners of cameos in it, whatever blocks
+    stand between them and the author (404 to whoever cannot see the post, 403 to others who can)."""
+    from social.selectors import get_post_for_likeness_owner
 
-    post = get_visible_post(viewer=viewer, post_id=post_id)
+    post = get_post_for_likeness_owner(viewer=viewer, post_id=post_id)
     if viewer.pk != post.author_id and viewer.pk not in (post.cameo_owner_ids or []):
         raise Forbidden("Only the author and the people in this video may read its provenance.")
     record = Provenance.objects.filter(post_id=post.pk).first()

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from cameo import moderation
 from core.errors import ApiError, Conflict, NotFound, RateLimited
 from core.realtime import push_to_user
-from generation import moderation
 from generation.models import IN_FLIGHT, Generation, GenerationMode, GenerationStatus, Provenance
 from social.models import NotificationKind, Post, User
 
@@ -69,39 +70,12 @@ def _check_quota(user: User) -> None:
         )
 
 
-def _load_cameos(*, user: User, cameo_ids: Sequence) -> tuple[list, list[dict]]:
-    """The cameos and the consent versions the request relies on; unknown and unusable alike 403."""
-    if not cameo_ids:
-        return [], []
-    from cameo.models import Cameo
-    from cameo.services import authorize_cameo_use, cameo_not_permitted
+def _authorised_likenesses(*, user: User, cameo_ids: Sequence, sources: Sequence[Post]) -> list:
+    """Every cameo the video will carry (named, and inherited from its sources), each authorised
+    for `user` now; 403 `cameo_not_permitted` for the first that is not."""
+    from cameo.lineage import authorize_likenesses, job_likenesses
 
-    wanted = {}
-    for raw_id in dict.fromkeys(cameo_ids):
-        try:
-            wanted[raw_id] = int(raw_id)
-        except (TypeError, ValueError) as exc:
-            raise cameo_not_permitted(raw_id) from exc
-    found = Cameo.objects.select_related("owner").in_bulk(set(wanted.values()))
-    cameos, consents = [], []
-    for raw_id, cameo_id in wanted.items():
-        cameo = found.get(cameo_id)
-        if cameo is None:
-            raise cameo_not_permitted(raw_id)
-        if cameo in cameos:
-            continue
-        consent_version = authorize_cameo_use(user=user, cameo=cameo)
-        cameos.append(cameo)
-        consents.append(
-            {
-                "cameo_id": cameo.pk,
-                "owner_id": cameo.owner_id,
-                "owner_username": cameo.owner.username,
-                "consent_version": consent_version,
-                "template_version": cameo.template_version,
-            }
-        )
-    return cameos, consents
+    return authorize_likenesses(user=user, likenesses=job_likenesses(cameo_ids=cameo_ids, sources=sources))
 
 
 def compose_prompt(*, base_prompt: str, cameos: Sequence) -> str:
@@ -166,10 +140,15 @@ def request_generation(
 
         source = check_remix_allowed(user=user, source_post=request.remix_of)
         base_prompt = compose_remix_prompt(source_prompt=source.prompt, instruction=request.prompt, mode=mode)
-    cameos, consents = _load_cameos(user=user, cameo_ids=request.cameo_ids)
-    moderation.check_prompt(prompt=base_prompt, cameos=cameos)
-    licences = _check_ip(user=user, prompt=base_prompt, has_cameos=bool(cameos))
+    likenesses = _authorised_likenesses(
+        user=user, cameo_ids=request.cameo_ids, sources=[source] if source else []
+    )
+    cameos = [likeness.cameo for likeness in likenesses]
     composed = compose_prompt(base_prompt=base_prompt, cameos=cameos)
+    # The composed prompt is what the model renders, so it is what the rules judge: an owner's
+    # instructions cannot carry what a prompt may not.
+    moderation.check_prompt(prompt=composed, cameos=cameos)
+    licences = _check_ip(user=user, prompt=composed, has_cameos=bool(cameos))
     try:
         with transaction.atomic():
             locked_user = User.objects.select_for_update().get(pk=user.pk)
@@ -185,8 +164,9 @@ def request_generation(
                 mode=mode,
                 duration_s=request.duration_s,
                 aspect_ratio=request.aspect_ratio,
-                cameo_ids=[cameo.pk for cameo in cameos],
-                cameo_consents=consents,
+                cameo_ids=[likeness.cameo.pk for likeness in likenesses if likeness.inherited_from is None],
+                likeness_ids=[cameo.pk for cameo in cameos],
+                cameo_consents=[likeness.consent_entry() for likeness in likenesses],
                 remix_of=source,
                 seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
                 idempotency_key=idempotency_key,
@@ -194,7 +174,9 @@ def request_generation(
                 content_id=uuid.uuid4(),
             )
             if enqueue_job:
-                transaction.on_commit(lambda: enqueue(job.pk))
+                # Sent once the row is committed; if the broker cannot take it now, the job stays
+                # in the outbox (`dispatched_at` null) and the periodic dispatcher sends it later.
+                transaction.on_commit(lambda: dispatch_generations(job_ids=[job.pk]))
     except IntegrityError:
         # Two requests with one key raced; the loser returns the winner's job.
         existing = Generation.objects.filter(user_id=user.pk, idempotency_key=idempotency_key).first()
@@ -205,9 +187,60 @@ def request_generation(
 
 
 def enqueue(job_id: int) -> None:
+    """Hands one job's message to the broker; raises when the broker cannot take it."""
     from generation.tasks import run_generation
 
-    run_generation.delay(job_id)
+    # No publish retries here: a job the broker cannot take stays in the outbox.
+    run_generation.apply_async(args=[job_id], retry=False)
+
+
+def _check_broker() -> None:
+    """Raises at once, within BROKER_CONNECT_TIMEOUT_S, when the broker does not answer: kombu's
+    own connection retries on a send would hold the request that made the job for many seconds."""
+    from generation.tasks import run_generation
+
+    with run_generation.app.connection_for_write() as connection:
+        connection.ensure_connection(
+            max_retries=1, interval_start=0, timeout=settings.BROKER_CONNECT_TIMEOUT_S
+        )
+
+
+def dispatch_generations(*, job_ids: Sequence[int] | None = None, limit: int = 200) -> list[int]:
+    """The outbox: sends queued jobs to the broker and marks them sent; returns the ids sent.
+
+    A job is due when it was never sent, or was sent more than GENERATION_REDISPATCH_AFTER_S ago
+    and no worker has claimed it since: its message may have been lost (a broker restarted
+    empty). Sending twice is harmless, as a worker's claim (`start_generation`) is idempotent.
+    Rows are taken with SKIP LOCKED, so dispatchers never wait for each other; the first broker
+    failure ends the pass and leaves the rest due. Never raises for a broker failure.
+    """
+    resend_before = timezone.now() - dt.timedelta(seconds=settings.GENERATION_REDISPATCH_AFTER_S)
+    due = Generation.objects.filter(status=GenerationStatus.QUEUED).filter(
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before)
+    )
+    if job_ids is not None:
+        due = due.filter(pk__in=list(job_ids))
+    sent = []
+    try:
+        _check_broker()
+    except Exception as exc:
+        logger.warning("generations not sent, the broker does not answer: %s", exc)
+        return sent
+    with transaction.atomic():
+        for job_id in (
+            due.select_for_update(skip_locked=True)
+            .order_by("dispatched_at", "id")
+            .values_list("pk", flat=True)[:limit]
+        ):
+            try:
+                enqueue(job_id)
+            except Exception as exc:
+                logger.warning("generation %s not sent, the broker refused: %s", job_id, exc)
+                break
+            sent.append(job_id)
+        if sent:
+            Generation.objects.filter(pk__in=sent).update(dispatched_at=timezone.now())
+    return sent
 
 
 def get_own_generation(*, user: User, job_id) -> Generation:
@@ -236,7 +269,7 @@ def block_jobs_using_cameo(*, cameo_id: int, consent_version: int) -> int:
     blocked = 0
     with transaction.atomic():
         jobs = Generation.objects.select_for_update().filter(
-            status__in=IN_FLIGHT, cameo_ids__contains=[int(cameo_id)]
+            status__in=IN_FLIGHT, likeness_ids__contains=[int(cameo_id)]
         )
         for job in jobs:
             relied_on = [
@@ -331,18 +364,14 @@ def report_progress(*, job_id: int, attempt: int, progress: float) -> bool:
 
 
 def consent_lapsed(job: Generation) -> dict | None:
-    """The first cameo whose consent no longer holds as it was when the job was requested."""
+    """The first likeness (named or inherited) whose consent no longer holds as it was when the job
+    was requested; one query."""
     if not job.cameo_consents:
         return None
-    from cameo.services import consent_still_holds
+    from cameo.services import lapsed_consents
 
-    user = job.user
-    for entry in job.cameo_consents:
-        if not consent_still_holds(
-            user=user, cameo_id=entry["cameo_id"], consent_version=entry["consent_version"]
-        ):
-            return entry
-    return None
+    lapsed = {cameo_id for cameo_id, _version in lapsed_consents(user=job.user, uses=job.cameo_consents)}
+    return next((entry for entry in job.cameo_consents if int(entry["cameo_id"]) in lapsed), None)
 
 
 def end_generation(
@@ -445,8 +474,8 @@ def _record_licences(*, post: Post, licences: list[dict]) -> None:
 
 
 def reap_stale_generations() -> list[int]:
-    """Jobs left `running` by a worker that died: queued again (and enqueued) while attempts
-    remain, failed with `worker_lost` after that. Returns the ids it requeued."""
+    """Jobs left `running` by a worker that died: queued again (back in the outbox, and sent)
+    while attempts remain, failed with `worker_lost` after that. Returns the ids it requeued."""
     cutoff = timezone.now() - dt.timedelta(seconds=settings.GENERATION_STALE_AFTER_S)
     requeued = []
     stale_ids = list(
@@ -469,7 +498,9 @@ def reap_stale_generations() -> list[int]:
                 continue
             job.status = GenerationStatus.QUEUED
             job.progress = 0.0
-            job.save(update_fields=["status", "progress"])
-            transaction.on_commit(lambda job_id=job.pk: enqueue(job_id))
+            job.dispatched_at = None
+            job.save(update_fields=["status", "progress", "dispatched_at"])
             requeued.append(job.pk)
+    if requeued:
+        dispatch_generations(job_ids=requeued)
     return requeued

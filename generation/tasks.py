@@ -2,9 +2,10 @@
 
 `run_generation` runs on the `gpu` queue with late acknowledgement, so a worker that dies before
 finishing leaves the message to be delivered again; the job's own state (claimed with a heartbeat
-and an attempt count) decides whether a delivery still has work to do. `reap_stale_generations`
-(every minute from beat) requeues jobs whose worker stopped reporting, or fails them after
-GENERATION_MAX_ATTEMPTS.
+and an attempt count) decides whether a delivery still has work to do. The job row, not the
+message, is the source of truth: the periodic jobs (`manage.py run_periodic`, registered in
+generation/apps.py) requeue jobs whose worker stopped reporting and send again those whose message
+was never taken or may have been lost.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from celery import shared_task
 from celery.signals import worker_process_init
 from django.conf import settings
 
-from generation import services, worker
+from generation import worker
 from generation.backends import BackendError, get_renderer
 
 logger = logging.getLogger(__name__)
@@ -33,12 +34,7 @@ def load_models_at_worker_start(**_kwargs) -> None:
         logger.error("video models not loaded: %s", exc)
 
 
-@shared_task(name="generation.tasks.run_generation", acks_late=True, queue="gpu")
+@shared_task(name="generation.tasks.run_generation", acks_late=True, ignore_result=True)
 def run_generation(job_id: int) -> str | None:
     job = worker.execute_generation(int(job_id))
     return None if job is None else job.status
-
-
-@shared_task(name="generation.tasks.reap_stale_generations")
-def reap_stale_generations() -> list[int]:
-    return services.reap_stale_generations()

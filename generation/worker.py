@@ -54,12 +54,12 @@ def last_frame_of(post) -> Image.Image:
 def render_request(job: Generation) -> RenderRequest:
     width, height = settings.GENERATION_SIZES[job.aspect_ratio]
     identity = None
-    if job.cameo_ids:
+    if job.likeness_ids:
         from cameo.models import Cameo
 
-        # ConsisID conditions on one face: the first cameo of the job; the others appear through
-        # their instructions in the prompt.
-        identity = identity_input(Cameo.objects.get(pk=job.cameo_ids[0]))
+        # ConsisID conditions on one face: the job's first likeness (a named cameo before an
+        # inherited one); the others appear through their instructions in the prompt.
+        identity = identity_input(Cameo.objects.get(pk=job.likeness_ids[0]))
     init_image = None
     if job.mode == "continue" and job.remix_of_id is not None:
         init_image = last_frame_of(job.remix_of)
@@ -83,12 +83,19 @@ def finish_frames(frames: np.ndarray, job: Generation) -> np.ndarray:
     return watermark.embed(clip, job.content_id)
 
 
+def job_cameo_ids(job: Generation) -> list[int]:
+    """The cameos the job shows with consent, named and inherited (cameo.lineage): the one place
+    the likeness scan reads them from."""
+    return list(job.likeness_ids)
+
+
 def unconsented_faces(frames: np.ndarray, job: Generation) -> list:
-    """Cameos whose face appears in the output but who are not part of the job."""
-    from cameo.likeness import find_cameos_in_frames
+    """Faces in the output the job has no consent for: cameos that are not part of it, and
+    protected likenesses none of its cameos is verified as."""
+    from cameo.likeness import find_unconsented_likenesses
 
     picks = np.linspace(0, len(frames) - 1, num=min(LIKENESS_SCAN_FRAMES, len(frames))).astype(int)
-    return find_cameos_in_frames([frames[index] for index in picks], exclude_cameo_ids=tuple(job.cameo_ids))
+    return find_unconsented_likenesses([frames[index] for index in picks], cameo_ids=job_cameo_ids(job))
 
 
 class _Progress:
@@ -152,7 +159,7 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
                 job_id=job_id,
                 status=GenerationStatus.BLOCKED,
                 code="unconsented_likeness",
-                message="The video shows the face of a cameo that is not part of this job.",
+                message="The video shows the face of someone (a cameo or a protected person) who is not part of this job.",
                 attempt=attempt,
             )
         beat(job_id, attempt, _finishing(0.3))

@@ -31,12 +31,19 @@ POLICY_FIELDS = ("status", "allow_cameos", "disallowed_themes", "revenue_share_b
 def check_remix_allowed(*, user: User, source_post: Post | int) -> Post:
     """The source post, if `user` may remix it: 404 when the user cannot see it (the social
     visibility rules: drafts, removed posts, blocks), 403 `remix_not_allowed` when it is not a
-    published post or its author turned remixing off. Authors may always remix their own posts."""
+    published post or its author turned remixing off. Authors may always remix their own posts,
+    drafts included, but only a draft that could be published now: one that would fail its
+    publish checks (409 `consent_revoked` when a cameo in it no longer consents) is no source
+    either. The likenesses a source carries are authorised separately (`cameo.lineage`)."""
+    from social import hooks
     from social.selectors import get_visible_post
 
     post_id = source_post.pk if isinstance(source_post, Post) else source_post
     post = get_visible_post(viewer=user, post_id=post_id)
-    if post.author_id == user.pk and post.status != PostStatus.REMOVED:
+    if post.author_id == user.pk and post.status == PostStatus.DRAFT:
+        hooks.run_publish_checks(post)
+        return post
+    if post.author_id == user.pk and post.status == PostStatus.PUBLISHED:
         return post
     if post.status != PostStatus.PUBLISHED or not post.remix_allowed:
         raise Forbidden(

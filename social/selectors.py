@@ -122,6 +122,23 @@ def get_visible_post(*, viewer: User | None, post_id) -> Post:
     return post
 
 
+def get_post_for_likeness_owner(*, viewer: User, post_id) -> Post:
+    """A post as the owner of a cameo in it reaches it to take it down or read its provenance:
+    whatever its status and whatever blocks stand between them and its author, since a person may
+    always pull their likeness out of circulation. Anyone else: `get_visible_post`."""
+    try:
+        post_pk = int(post_id)
+    except (TypeError, ValueError) as exc:
+        raise NotFound() from exc
+    carrying = (
+        Post.objects.select_related("author")
+        .filter(pk=post_pk, cameo_owner_ids__contains=[viewer.pk])
+        .exclude(author_id=viewer.pk)
+        .first()
+    )
+    return carrying or get_visible_post(viewer=viewer, post_id=post_pk)
+
+
 def user_profile(*, viewer: User, username: str) -> User:
     """A user with `is_following` / `follows_you`; 404 when the user blocked the viewer."""
     user = (
@@ -218,13 +235,14 @@ _URI_SAFE = r"[-A-Za-z0-9_.~/!*()'']"
 def _media_url(column: str) -> str:
     """The media URL of a stored file name: %(media_url_prefix)s and the name quoted as
     `django.utils.encoding.filepath_to_uri` quotes it (stored names are nearly always safe as
-    they are; the slow branch percent-encodes each other character's UTF-8 bytes)."""
+    they are; the slow branch percent-encodes each other character's UTF-8 bytes). Published posts
+    only: the media of any other post need a signed URL, which only Python makes (null here)."""
     quoted = rf"""CASE WHEN {column} ~ '^{_URI_SAFE}*$' THEN {column} ELSE (
         SELECT string_agg(CASE WHEN ch ~ '^{_URI_SAFE}$' THEN ch
                                ELSE regexp_replace(upper(encode(convert_to(ch, 'UTF8'), 'hex')), '(..)', '%%\1', 'g')
                           END, '' ORDER BY n)
         FROM regexp_split_to_table(replace({column}, '\', '/'), '') WITH ORDINALITY AS t(ch, n)) END"""
-    return f"CASE WHEN p.status <> 'removed' AND {column} <> '' THEN %(media_url_prefix)s || {quoted} END"
+    return f"CASE WHEN p.status = 'published' AND {column} <> '' THEN %(media_url_prefix)s || {quoted} END"
 
 
 def _ref_list(column: str, fields: str) -> str:

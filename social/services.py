@@ -202,17 +202,22 @@ def post_media_path_for(author_id: int, filename: str) -> str:
 def publish_post(*, actor: User, post: Post) -> Post:
     """Publishes the author's draft after every registered publish check passed (see social.hooks).
 
-    Owners of cameos in the post (other than the author) are told it is now public.
+    The checks run before the post's row is locked: they lock the rows their decision rests on
+    (a cameo's consent), and every writer of those rows locks them before any post, so the order
+    is always theirs, then the post. Owners of cameos in the post (other than the author) are told
+    it is now public.
     """
     with transaction.atomic():
-        locked = Post.objects.select_for_update().get(pk=post.pk)
-        if locked.author_id != actor.pk:
+        current = Post.objects.only("author_id", "status").get(pk=post.pk)
+        if current.author_id != actor.pk:
             raise Forbidden("Only the author may publish this post.")
+        if current.status == PostStatus.DRAFT:
+            hooks.run_publish_checks(post)
+        locked = Post.objects.select_for_update().get(pk=post.pk)
         if locked.status == PostStatus.PUBLISHED:
             return locked
         if locked.status == PostStatus.REMOVED:
             raise Conflict("This post was taken down.", code="post_removed")
-        hooks.run_publish_checks(locked)
         locked.status = PostStatus.PUBLISHED
         locked.published_at = timezone.now()
         locked.save(update_fields=["status", "published_at"])
@@ -318,6 +323,14 @@ def block_user(*, blocker: User, blocked: User) -> bool:
     if blocker.pk == blocked.pk:
         raise ApiError("You cannot block yourself.", code="cannot_block_self")
     with transaction.atomic():
+        # Both people first, in id order: a publish locks them too before it decides whether the
+        # two may use each other's cameos (cameo.services.refuse_publish_without_consent).
+        list(
+            User.objects.select_for_update()
+            .filter(pk__in=[blocker.pk, blocked.pk])
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         try:
             with transaction.atomic():
                 Block.objects.create(blocker=blocker, blocked=blocked)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from cameo.models import Permission
+from cameo.models import Permission, ProtectedReason
 from core.serializers import IdField, StrictSerializer
 from social.api.serializers import UserSummarySerializer
 
@@ -15,6 +15,7 @@ class CameoSerializer(serializers.Serializer):
     instructions = serializers.CharField()
     restrictions = serializers.ListField(child=serializers.CharField())
     encoder = serializers.CharField()
+    verified_as = IdField(source="verified_as_id", allow_null=True)
     created_at = serializers.DateTimeField()
 
     def to_representation(self, cameo):
@@ -78,3 +79,44 @@ class AuditEntrySerializer(serializers.Serializer):
 class AuditPageSerializer(serializers.Serializer):
     results = AuditEntrySerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
+
+
+# --- protected likenesses (staff) -------------------------------------------------------------
+
+
+class ProtectedLikenessSerializer(serializers.Serializer):
+    """Never the reference photo nor its template: biometrics stay out of every response."""
+
+    id = IdField()
+    name = serializers.CharField()
+    aliases = serializers.ListField(child=serializers.CharField())
+    reason = serializers.CharField()
+    has_reference = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class ProtectedLikenessPageSerializer(serializers.Serializer):
+    results = ProtectedLikenessSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class ProtectedLikenessCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100)
+    aliases = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=50, default=list
+    )
+    reason = serializers.ChoiceField(choices=ProtectedReason.choices)
+    reference = serializers.FileField(required=False, help_text="a photo showing exactly one face")
+
+
+class ProtectedLikenessUpdateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100, required=False)
+    aliases = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=50
+    )
+    reason = serializers.ChoiceField(choices=ProtectedReason.choices, required=False)
+    reference = serializers.FileField(required=False, help_text="a photo showing exactly one face")
+
+
+class CameoVerifiedAsSerializer(StrictSerializer):
+    protected_likeness_id = serializers.CharField(allow_null=True, max_length=30)

@@ -10,4 +10,13 @@ urlpatterns = [
     path("cameos/<str:cameo_id>/requests", views.CameoRequestsView.as_view(), name="cameo-requests"),
     path("cameos/<str:cameo_id>/appearances", views.CameoAppearancesView.as_view(), name="cameo-appearances"),
     path("cameos/<str:cameo_id>/audit", views.CameoAuditView.as_view(), name="cameo-audit"),
+    path("cameos/<str:cameo_id>/verified-as", views.CameoVerifiedAsView.as_view(), name="cameo-verified-as"),
+    path(
+        "protected-likenesses", views.ProtectedLikenessListCreateView.as_view(), name="protected-likenesses"
+    ),
+    path(
+        "protected-likenesses/<str:likeness_id>",
+        views.ProtectedLikenessDetailView.as_view(),
+        name="protected-likeness-detail",
+    ),
 ]

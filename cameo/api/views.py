@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -92,7 +93,7 @@ class CameoRequestsView(APIView):
 class CameoAppearancesView(APIView):
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: PostPageSerializer})
     def get(self, request, cameo_id: str):
-        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id, include_deleted=True)
         posts = selectors.appearance_posts(cameo=cameo, viewer=request.user)
         page = request_page(request, posts, keys=["created_at", "id"])
         return Response(post_page_data(page, request))
@@ -101,6 +102,76 @@ class CameoAppearancesView(APIView):
 class CameoAuditView(APIView):
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.AuditPageSerializer})
     def get(self, request, cameo_id: str):
-        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
+        cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id, include_deleted=True)
         page = request_page(request, selectors.audit_of(cameo=cameo), keys=["at", "id"])
         return Response(page_response_data(page, s.AuditEntrySerializer(page.items, many=True).data))
+
+
+# --- protected likenesses (staff) -------------------------------------------------------------
+
+
+class ProtectedLikenessListCreateView(APIView):
+    # The services refuse non-staff too; refusing here first answers 403 whatever the body.
+    permission_classes = [IsAdminUser]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.ProtectedLikenessPageSerializer})
+    def get(self, request):
+        likenesses = selectors.protected_likenesses_for(viewer=request.user)
+        page = request_page(request, likenesses, keys=["created_at", "id"])
+        return Response(page_response_data(page, s.ProtectedLikenessSerializer(page.items, many=True).data))
+
+    @extend_schema(
+        request=s.ProtectedLikenessCreateSerializer, responses={201: s.ProtectedLikenessSerializer}
+    )
+    def post(self, request):
+        data = s.ProtectedLikenessCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        likeness = services.create_protected_likeness(actor=request.user, **data.validated_data)
+        return Response(s.ProtectedLikenessSerializer(likeness).data, status=status.HTTP_201_CREATED)
+
+
+class ProtectedLikenessDetailView(APIView):
+    permission_classes = [IsAdminUser]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(responses={200: s.ProtectedLikenessSerializer})
+    def get(self, request, likeness_id: str):
+        likeness = selectors.get_protected_likeness_for(viewer=request.user, likeness_id=likeness_id)
+        return Response(s.ProtectedLikenessSerializer(likeness).data)
+
+    @extend_schema(
+        request=s.ProtectedLikenessUpdateSerializer, responses={200: s.ProtectedLikenessSerializer}
+    )
+    def patch(self, request, likeness_id: str):
+        likeness = selectors.get_protected_likeness_for(viewer=request.user, likeness_id=likeness_id)
+        data = s.ProtectedLikenessUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        likeness = services.update_protected_likeness(
+            actor=request.user, likeness=likeness, **data.validated_data
+        )
+        return Response(s.ProtectedLikenessSerializer(likeness).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, likeness_id: str):
+        likeness = selectors.get_protected_likeness_for(viewer=request.user, likeness_id=likeness_id)
+        services.delete_protected_likeness(actor=request.user, likeness=likeness)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CameoVerifiedAsView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=s.CameoVerifiedAsSerializer, responses={200: s.CameoSerializer})
+    def put(self, request, cameo_id: str):
+        cameo = selectors.get_cameo_for_staff(viewer=request.user, cameo_id=cameo_id)
+        data = s.CameoVerifiedAsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        likeness_id = data.validated_data["protected_likeness_id"]
+        likeness = (
+            None
+            if likeness_id is None
+            else selectors.get_protected_likeness_for(viewer=request.user, likeness_id=likeness_id)
+        )
+        cameo = services.verify_cameo_as(actor=request.user, cameo=cameo, protected_likeness=likeness)
+        return Response(s.CameoSerializer(cameo).data)

@@ -38,6 +38,7 @@ class GenerationErrorSerializer(serializers.Serializer):
 class GenerationSerializer(serializers.ModelSerializer):
     id = IdField()
     cameo_ids = serializers.SerializerMethodField()
+    inherited_cameo_ids = serializers.SerializerMethodField()
     remix_of = IdField(source="remix_of_id")
     post_id = IdField()
     error = serializers.SerializerMethodField()
@@ -53,6 +54,7 @@ class GenerationSerializer(serializers.ModelSerializer):
             "duration_s",
             "aspect_ratio",
             "cameo_ids",
+            "inherited_cameo_ids",
             "remix_of",
             "seed",
             "created_at",
@@ -65,6 +67,12 @@ class GenerationSerializer(serializers.ModelSerializer):
 
     def get_cameo_ids(self, job) -> list[str]:
         return [str(cameo_id) for cameo_id in job.cameo_ids]
+
+    def get_inherited_cameo_ids(self, job) -> list[str]:
+        """The cameos the video carries from its source, authorised like the named ones."""
+        return [
+            str(entry["cameo_id"]) for entry in job.cameo_consents if entry.get("inherited_from") is not None
+        ]
 
     def get_error(self, job) -> GenerationErrorSerializer(allow_null=True):  # type: ignore[valid-type]
         if not job.error_code or job.status == "succeeded":

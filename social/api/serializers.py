@@ -13,7 +13,8 @@ from rest_framework.response import Response
 
 from core.pagination import Page, page_response_data
 from core.serializers import IdField, StrictSerializer
-from social.models import Post
+from social.media_access import signed_query
+from social.models import Post, PostStatus
 from social.selectors import PostCard, RenderedCards
 
 
@@ -130,7 +131,11 @@ def _fixed_url_prefix(storage, base_url: str) -> str | None:
 class PostRendering:
     """What rendering posts needs from one response, worked out once for all its posts: media URLs
     (the storage's URL, prefixed with the request's origin when the storage gives a path, as the
-    local disk does) and timestamps in the current timezone."""
+    local disk does) and timestamps in the current timezone.
+
+    Media of a post that is not published are reachable only at signed URLs that expire
+    (MEDIA_URL_TTL_S): on the local disk `social.media_access.signed_query` is added to the path;
+    object storage signs every URL itself (core.storage.MediaS3Storage)."""
 
     def __init__(self, request):
         self.request = request
@@ -148,10 +153,10 @@ class PostRendering:
 
     def database_media_prefix(self) -> str | None:
         """What PostgreSQL puts before a quoted file name to make its media URL, when the feeds may
-        render posts in the database (`social.selectors._CARD_JSON`): the storage's URLs are a fixed
-        prefix and the name quoted as `filepath_to_uri` does (the local disk; S3 behind a domain,
-        unsigned), and times are rendered in UTC. None otherwise (signed URLs, another timezone, or
-        FEED_RENDER_IN_DATABASE off)."""
+        render posts in the database (`social.selectors._CARD_JSON`, published posts only: their
+        URLs need no signature): the storage's URLs are a fixed prefix and the name quoted as
+        `filepath_to_uri` does (the local disk), and times are rendered in UTC. None otherwise
+        (signed URLs, another timezone, or FEED_RENDER_IN_DATABASE off)."""
         if not settings.FEED_RENDER_IN_DATABASE:
             return None
         if self._timezone.utcoffset(dt.datetime(2000, 1, 1)) != dt.timedelta(0):
@@ -159,12 +164,16 @@ class PostRendering:
         prefix = _fixed_url_prefix(self.storage, self._base_url)
         return None if prefix is None else self._absolute(prefix)
 
-    def url(self, name: str) -> str | None:
-        if not name:
+    def url(self, name: str, *, status: str) -> str | None:
+        """The URL of a post's media file: none for a removed post (API.md), a signed one for a
+        draft, the plain one for a published post on the local disk."""
+        if not name or status == PostStatus.REMOVED:
             return None
         if isinstance(self.storage, FileSystemStorage):
             # FileSystemStorage.url without its per-call urljoin and setting reads.
             url = self._base_url + filepath_to_uri(name).lstrip("/")
+            if status != PostStatus.PUBLISHED:
+                url += "?" + signed_query(name)
         else:
             url = self.storage.url(name)
         return self._absolute(url)
@@ -196,15 +205,14 @@ def _ref_id(ref: dict) -> str | None:
 def render_post_card(card: PostCard, rendering: PostRendering) -> dict:
     """API.md's Post, from a PostCard: what PostSerializer's fields describe, built directly, as
     feeds render many posts per request and DRF's field-by-field machinery costs more than the data."""
-    shows_media = card.status != "removed"
     return {
         "id": str(card.pk),
         "author": {"id": str(card.author_id), "username": card.author_username},
         "status": card.status,
         "caption": card.caption,
         "prompt": card.prompt,
-        "video_url": rendering.url(card.video) if shows_media else None,
-        "poster_url": rendering.url(card.poster) if shows_media else None,
+        "video_url": rendering.url(card.video, status=card.status),
+        "poster_url": rendering.url(card.poster, status=card.status),
         "duration_s": card.duration_s,
         "width": card.width,
         "height": card.height,

@@ -199,8 +199,9 @@ class PostDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, post_id: str):
-        """The author deletes; the owner of a cameo in the post takes it down; others may not."""
-        post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
+        """The author deletes; the owner of a cameo in the post takes it down, across blocks too;
+        others may not."""
+        post = selectors.get_post_for_likeness_owner(viewer=request.user, post_id=post_id)
         if post.author_id == request.user.pk:
             services.delete_post(actor=request.user, post=post)
         else:

@@ -1,11 +1,11 @@
 from datetime import date
 
 import pytest
-from django.core.files.storage import default_storage
 
 from cameo import services
 from cameo.likeness import find_cameos_in_frames
 from cameo.models import Appearance, Cameo, CameoAudit, CameoStatus, Permission
+from core.storage import biometric_storage
 from social.models import Block, Follow, Post, PostStatus
 from social.services import create_post
 from tests.cameo import clips
@@ -197,14 +197,13 @@ def test_delete_erases_biometrics_at_once_and_keeps_an_audit_trail(
     cameo = enrolled_cameo(owner, permission=Permission.MUTUALS)
     crop_name = cameo.face_crop.name
     post = _post_with_cameo(people["mutual"], cameo, tmp_path)
-    assert default_storage.exists(crop_name)
+    assert biometric_storage().exists(crop_name)
     with django_capture_on_commit_callbacks(execute=True):
         assert client_for(owner).delete(f"/api/v1/cameos/{cameo.pk}").status_code == 204
     cameo.refresh_from_db()
     assert cameo.status == CameoStatus.DELETED
     assert cameo.template_vector is None and not cameo.face_crop and not cameo.verification_video
-    assert not default_storage.exists(crop_name)
-    assert default_storage.listdir("cameos")[0].count(str(cameo.pk)) == 0
+    assert not biometric_storage().exists(crop_name)
     actions = list(CameoAudit.objects.filter(cameo_id_value=cameo.pk).values_list("action", flat=True))
     assert "deleted" in actions
     assert all(
@@ -215,7 +214,10 @@ def test_delete_erases_biometrics_at_once_and_keeps_an_audit_trail(
         cameo_id=cameo.pk,
         consent_version=Appearance.objects.get(post=post).consent_version,
     )
-    assert client_for(owner).get(f"/api/v1/cameos/{cameo.pk}").status_code == 404
+    # The owner still reads the erased cameo (no media) and its trail; nobody else does.
+    erased = client_for(owner).get(f"/api/v1/cameos/{cameo.pk}")
+    assert erased.status_code == 200 and erased.json()["status"] == "deleted"
+    assert client_for(people["mutual"]).get(f"/api/v1/cameos/{cameo.pk}").status_code == 404
 
 
 def test_deleting_the_account_erases_its_cameos(user, enrolled_cameo, django_capture_on_commit_callbacks):
@@ -224,7 +226,7 @@ def test_deleting_the_account_erases_its_cameos(user, enrolled_cameo, django_cap
     with django_capture_on_commit_callbacks(execute=True):
         assert client_for(user).delete("/api/v1/me").status_code == 204
     assert not Cameo.objects.filter(pk=cameo.pk).exists()
-    assert not default_storage.exists(crop_name)
+    assert not biometric_storage().exists(crop_name)
     assert CameoAudit.objects.filter(cameo_id_value=cameo.pk, action="deleted").exists()
 
 

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.core.files.storage import default_storage
 
 from cameo import services
 from cameo.identity import DlibEncoder, get_encoder
 from cameo.models import Cameo, CameoStatus
 from config.celery import app
+from core.storage import biometric_storage
 from tests.cameo import clips
 from tests.cameo.conftest import clip, upload
 from tests.conftest import client_for
@@ -40,8 +40,8 @@ def test_active_from_a_moving_relit_face(user, enrolled_cameo):
     assert cameo.template.shape == (128,)
     assert abs(float(np.linalg.norm(cameo.template)) - 1) < 1e-4
     assert cameo.template_version == 1 and cameo.template_spread is not None
-    assert cameo.face_crop and default_storage.exists(cameo.face_crop.name)
-    assert cameo.face_crop.name.startswith(f"cameos/{cameo.pk}/")
+    assert cameo.face_crop and biometric_storage().exists(cameo.face_crop.name)
+    assert not cameo.verification_video
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_rejections_name_their_reason(user, enrolled_cameo, clip_name, reason):
     assert cameo.status == CameoStatus.REJECTED
     assert cameo.rejection_reason == reason
     assert cameo.template_vector is None
-    assert not default_storage.exists(f"cameos/{cameo.pk}/verification/video")
+    assert not cameo.verification_video and not cameo.face_crop
 
 
 def test_another_user_cannot_claim_the_same_likeness(make_user, enrolled_cameo):

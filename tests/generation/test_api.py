@@ -109,8 +109,8 @@ def test_yesterdays_and_failed_jobs_do_not_count(auth_client, user, settings):
 @pytest.mark.parametrize(
     "prompt, rule",
     [
-        ("Taylor Swift dancing in the rain", "public_figure"),
-        ("president 特朗普 giving a speech", "public_figure"),
+        ("Taylor Swift dancing in the rain", "protected_likeness"),
+        ("president 特朗普 giving a speech", "protected_likeness"),
         ("a nude figure on a beach", "sexual_content"),
     ],
 )

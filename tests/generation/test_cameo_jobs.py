@@ -83,14 +83,15 @@ def test_unknown_and_forbidden_cameos_are_refused_alike(kind, user, make_user, e
     assert error["details"] == {"cameo": cameo_id}
 
 
-def test_cameos_of_a_request_load_in_one_query(alice_cameo, make_user):
+def test_cameos_of_a_request_are_authorised_and_loaded_in_two_queries(alice_cameo, make_user):
     bob = make_user("bob")
     with CaptureQueriesContext(connection) as queries:
-        cameos, consents = services._load_cameos(user=bob, cameo_ids=[str(alice_cameo.pk), alice_cameo.pk])
-    loads = [q["sql"] for q in queries.captured_queries if 'FROM "cameo_cameo"' in q["sql"]]
-    assert len(loads) == 1, loads
-    assert [cameo.pk for cameo in cameos] == [alice_cameo.pk]
-    assert consents[0]["template_version"] == alice_cameo.template_version
+        likenesses = services._authorised_likenesses(
+            user=bob, cameo_ids=[str(alice_cameo.pk), alice_cameo.pk], sources=[]
+        )
+    assert len(queries.captured_queries) == 2, [q["sql"] for q in queries.captured_queries]
+    assert [likeness.cameo.pk for likeness in likenesses] == [alice_cameo.pk]
+    assert likenesses[0].consent_entry()["template_version"] == alice_cameo.template_version
 
 
 def test_a_theme_the_owner_refuses_is_422_with_cameo_and_theme(alice_cameo, user):
