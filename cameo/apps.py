@@ -15,3 +15,14 @@ class CameoConfig(AppConfig):
         from social.hooks import register_publish_check
 
         register_publish_check(refuse_publish_without_consent)
+
+        from django.conf import settings
+
+        from cameo.services import dispatch_enrollments
+        from core import periodic
+
+        periodic.register(
+            "cameo.dispatch_enrollments",
+            every_s=settings.CAMEO_ENROLL_DISPATCH_EVERY_S,
+            run=dispatch_enrollments,
+        )

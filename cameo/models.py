@@ -148,6 +148,8 @@ class Cameo(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The outbox of enrollments: when the analysis was last sent to the broker (null: not yet).
+    enrollment_sent_at = models.DateTimeField(null=True, blank=True)
     # Set by staff only (services.verify_cameo_as): this cameo is that protected person, so prompts
     # and outputs showing them are allowed when it is part of the job. SET_NULL, not PROTECT:
     # erased cameos keep their row forever, so PROTECT would make an entry undeletable; and once

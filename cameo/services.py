@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import tempfile
@@ -13,7 +14,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from pgvector.django import CosineDistance
 from PIL import Image, ImageOps
@@ -122,12 +123,31 @@ def start_enrollment(
                 before={},
                 after={"permission": permission, "instructions": instructions, "restrictions": []},
             )
-            from cameo.tasks import enroll_cameo
-
             cameo_id = cameo.pk
             if enqueue:
-                transaction.on_commit(lambda: enroll_cameo.delay(cameo_id))
+                transaction.on_commit(lambda: dispatch_enrollments(cameo_ids=[cameo_id]))
     return cameo
+
+
+def _send_enrollment(cameo_id: int) -> None:
+    from cameo.tasks import enroll_cameo
+
+    enroll_cameo.apply_async(args=[cameo_id], retry=False)
+
+
+def dispatch_enrollments(*, cameo_ids: Iterable[int] | None = None) -> list[int]:
+    """The outbox of enrollments (core.outbox): sends the analysis of cameos still processing that
+    were never sent, or were sent CAMEO_ENROLL_RESEND_AFTER_S ago and are still not analysed (the
+    message or its worker was lost). `enroll` runs again harmlessly."""
+    from core.outbox import dispatch_due
+
+    resend_before = timezone.now() - dt.timedelta(seconds=settings.CAMEO_ENROLL_RESEND_AFTER_S)
+    due = Cameo.objects.filter(status=CameoStatus.PROCESSING).filter(
+        Q(enrollment_sent_at__isnull=True) | Q(enrollment_sent_at__lt=resend_before)
+    )
+    if cameo_ids is not None:
+        due = due.filter(pk__in=list(cameo_ids))
+    return dispatch_due(due=due, sent_field="enrollment_sent_at", send=_send_enrollment)
 
 
 def enroll(*, cameo_id: int) -> Cameo | None:

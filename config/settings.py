@@ -378,6 +378,9 @@ INSIGHTFACE_PACK = env_str("INSIGHTFACE_PACK", "buffalo_l")
 CAMEO_VIDEO_MAX_BYTES = env_int("CAMEO_VIDEO_MAX_BYTES", 20 * 1024 * 1024)
 CAMEO_VIDEO_MAX_SECONDS = env_float("CAMEO_VIDEO_MAX_SECONDS", 15.0)
 CAMEO_SAMPLE_FRAMES = env_int("CAMEO_SAMPLE_FRAMES", 8)
+# Enrollments the broker could not take, or whose analysis was lost, are sent again (core.outbox).
+CAMEO_ENROLL_DISPATCH_EVERY_S = env_int("CAMEO_ENROLL_DISPATCH_EVERY_S", 10)
+CAMEO_ENROLL_RESEND_AFTER_S = env_int("CAMEO_ENROLL_RESEND_AFTER_S", 300)
 CAMEO_MIN_FACE_PX = env_int("CAMEO_MIN_FACE_PX", 64)
 # Cosine distances between templates of one encoder; see cameo/enrollment.py for the measurements.
 CAMEO_MATCH_MAX_DISTANCE = env_float("CAMEO_MATCH_MAX_DISTANCE", 0.05)

@@ -194,53 +194,22 @@ def enqueue(job_id: int) -> None:
     run_generation.apply_async(args=[job_id], retry=False)
 
 
-def _check_broker() -> None:
-    """Raises at once, within BROKER_CONNECT_TIMEOUT_S, when the broker does not answer: kombu's
-    own connection retries on a send would hold the request that made the job for many seconds."""
-    from generation.tasks import run_generation
-
-    with run_generation.app.connection_for_write() as connection:
-        connection.ensure_connection(
-            max_retries=1, interval_start=0, timeout=settings.BROKER_CONNECT_TIMEOUT_S
-        )
-
-
-def dispatch_generations(*, job_ids: Sequence[int] | None = None, limit: int = 200) -> list[int]:
-    """The outbox: sends queued jobs to the broker and marks them sent; returns the ids sent.
+def dispatch_generations(*, job_ids: Sequence[int] | None = None) -> list[int]:
+    """The outbox of jobs (core.outbox): sends queued jobs to the broker; returns the ids sent.
 
     A job is due when it was never sent, or was sent more than GENERATION_REDISPATCH_AFTER_S ago
-    and no worker has claimed it since: its message may have been lost (a broker restarted
-    empty). Sending twice is harmless, as a worker's claim (`start_generation`) is idempotent.
-    Rows are taken with SKIP LOCKED, so dispatchers never wait for each other; the first broker
-    failure ends the pass and leaves the rest due. Never raises for a broker failure.
+    and no worker has claimed it since: its message may have been lost. A worker's claim
+    (`start_generation`) is idempotent, so a job sent twice runs once.
     """
+    from core.outbox import dispatch_due
+
     resend_before = timezone.now() - dt.timedelta(seconds=settings.GENERATION_REDISPATCH_AFTER_S)
     due = Generation.objects.filter(status=GenerationStatus.QUEUED).filter(
         Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before)
     )
     if job_ids is not None:
         due = due.filter(pk__in=list(job_ids))
-    sent = []
-    try:
-        _check_broker()
-    except Exception as exc:
-        logger.warning("generations not sent, the broker does not answer: %s", exc)
-        return sent
-    with transaction.atomic():
-        for job_id in (
-            due.select_for_update(skip_locked=True)
-            .order_by("dispatched_at", "id")
-            .values_list("pk", flat=True)[:limit]
-        ):
-            try:
-                enqueue(job_id)
-            except Exception as exc:
-                logger.warning("generation %s not sent, the broker refused: %s", job_id, exc)
-                break
-            sent.append(job_id)
-        if sent:
-            Generation.objects.filter(pk__in=sent).update(dispatched_at=timezone.now())
-    return sent
+    return dispatch_due(due=due, sent_field="dispatched_at", send=enqueue)
 
 
 def get_own_generation(*, user: User, job_id) -> Generation:

@@ -1,9 +1,7 @@
 """The job row is the source of truth: a job is committed with its dispatch pending and sent by the
 outbox, so a broker that is down, paused or restarted empty loses no job and holds no request."""
 
-import contextlib
 import datetime as dt
-import socket
 import time
 
 import pytest
@@ -11,9 +9,9 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from config.celery import app
 from generation import services
 from generation.models import Generation, GenerationStatus
+from tests.broker import broker_at, closed_port
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,32 +30,6 @@ def empty_gpu_queue():
     broker.delete("gpu")
     yield broker
     broker.delete("gpu")
-
-
-def _reset_producers() -> None:
-    """Forgets the app's producer pools, so the next send connects to the configured broker (the
-    pools stay open: kombu's registry hands the same pool out again for the same broker)."""
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@contextlib.contextmanager
-def broker_at(url: str):
-    """The Celery app sending to `url` instead of the test broker."""
-    original = app.conf.broker_url
-    app.conf.broker_url = url
-    _reset_producers()
-    try:
-        yield
-    finally:
-        app.conf.broker_url = original
-        _reset_producers()
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_request_is_accepted_while_the_broker_is_down_and_sent_once_it_is_back(user, empty_gpu_queue):
