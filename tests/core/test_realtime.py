@@ -109,3 +109,27 @@ def test_a_notification_is_stored_with_the_layer_down_and_pushes_resume_after_a_
     channel = listen(layer, user_group(user.pk))
     send_until_delivered(user.pk, {"type": "notification", "text": "back"})
     assert next_payload(layer, channel) == {"type": "notification", "text": "back"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_websocket_opened_while_the_layer_is_down_is_told_to_come_back_later(
+    layer, redis_process, make_user
+):
+    from channels.testing import WebsocketCommunicator
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from config.asgi import application
+    from core.consumers import CLOSE_TRY_AGAIN_LATER
+
+    token = str(AccessToken.for_user(make_user("ws_later")))
+    redis_process.kill()
+
+    async def open_socket():
+        communicator = WebsocketCommunicator(application, f"/ws/events?token={token}")
+        started = time.monotonic()
+        connected, code = await communicator.connect(timeout=5)
+        return connected, code, time.monotonic() - started
+
+    connected, code, elapsed = async_to_sync(open_socket)()
+    assert (connected, code) == (False, CLOSE_TRY_AGAIN_LATER)
+    assert elapsed < 2
