@@ -3,7 +3,9 @@ import pytest
 from django.conf import settings
 from PIL import Image
 
+from cameo.models import Permission
 from generation.backends import IdentityInput, Renderer, RenderRequest, config_from_settings
+from tests.cameo.conftest import enrolled_cameo  # noqa: F401 - the cameo app's enrollment fixture
 
 
 @pytest.fixture(scope="session")
@@ -11,6 +13,14 @@ def tiny_renderer() -> Renderer:
     """The tiny model set, built once into the cache directory and loaded with from_pretrained."""
     config, name = config_from_settings()
     return Renderer.load(config, name=name)
+
+
+@pytest.fixture
+def alice_cameo(user, enrolled_cameo):  # noqa: F811
+    """alice's cameo, usable by everyone, with instructions of her own."""
+    cameo = enrolled_cameo(user, permission=Permission.EVERYONE, instructions="always in a red scarf")
+    assert cameo.status == "active", cameo.rejection_reason
+    return cameo
 
 
 def face_image(seed: int, size: int = 64) -> Image.Image:

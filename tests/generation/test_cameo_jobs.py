@@ -12,7 +12,6 @@ from generation import services, worker
 from generation.models import Generation, GenerationStatus
 from social.models import Notification, Post
 from tests.cameo import clips
-from tests.cameo.conftest import enrolled_cameo  # noqa: F401 - the cameo app's enrollment fixture
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -23,13 +22,6 @@ BODY = {"prompt": "walking a dog along a beach at sunset", "duration_s": 2, "asp
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
     monkeypatch.setattr(services, "enqueue", lambda job_id: None)
-
-
-@pytest.fixture
-def alice_cameo(user, enrolled_cameo):  # noqa: F811
-    cameo = enrolled_cameo(user, permission=Permission.EVERYONE, instructions="always in a red scarf")
-    assert cameo.status == "active", cameo.rejection_reason
-    return cameo
 
 
 def test_cameo_job_is_conditioned_on_the_cameo_and_its_owner_is_told(
@@ -57,7 +49,7 @@ def test_cameo_job_is_conditioned_on_the_cameo_and_its_owner_is_told(
     assert record["cameos"][0]["consent_version"] == alice_cameo.consent_version
 
 
-def test_a_cameo_the_user_may_not_use_is_403(user, make_user, enrolled_cameo):  # noqa: F811
+def test_a_cameo_the_user_may_not_use_is_403(user, make_user, enrolled_cameo):
     private = enrolled_cameo(user, permission=Permission.ONLY_ME)
     response = client_for(make_user("bob")).post(
         "/api/v1/generations", {**BODY, "cameo_ids": [str(private.pk)]}, format="json"
@@ -66,7 +58,7 @@ def test_a_cameo_the_user_may_not_use_is_403(user, make_user, enrolled_cameo):  
 
 
 @pytest.mark.parametrize("kind", ["forbidden", "unknown", "not_a_number", "out_of_range"])
-def test_unknown_and_forbidden_cameos_are_refused_alike(kind, user, make_user, enrolled_cameo):  # noqa: F811
+def test_unknown_and_forbidden_cameos_are_refused_alike(kind, user, make_user, enrolled_cameo):
     private = enrolled_cameo(user, permission=Permission.ONLY_ME)
     cameo_id = {
         "forbidden": str(private.pk),
@@ -148,7 +140,7 @@ class FaceRenderer:
         return "face"
 
 
-def test_output_showing_an_unconsented_cameo_is_blocked(user, make_user, enrolled_cameo, settings):  # noqa: F811
+def test_output_showing_an_unconsented_cameo_is_blocked(user, make_user, enrolled_cameo, settings):
     settings.GENERATION_SIZES = {**settings.GENERATION_SIZES, "1:1": (112, 112)}
     owner = make_user("tom")
     enrolled = enrolled_cameo(owner, face=clips.portrait())

@@ -15,7 +15,6 @@ from remix.ledger import record_revenue_event
 from social import services as social_services
 from social.models import Block, Post, PostStatus
 from tests.cameo import clips
-from tests.cameo.conftest import enrolled_cameo  # noqa: F401 - the cameo app's enrollment fixture
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -26,13 +25,6 @@ BODY = {"prompt": "walking a dog along a beach at sunset", "duration_s": 1, "asp
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
     monkeypatch.setattr(services, "enqueue", lambda job_id: None)
-
-
-@pytest.fixture
-def alice_cameo(user, enrolled_cameo):  # noqa: F811
-    cameo = enrolled_cameo(user, permission=Permission.EVERYONE, instructions="always in a red scarf")
-    assert cameo.status == "active", cameo.rejection_reason
-    return cameo
 
 
 @pytest.fixture
@@ -188,7 +180,7 @@ def test_an_erased_cameo_stays_readable_to_its_owner_with_its_audit_trail(alice_
 def test_a_request_with_inherited_cameos_costs_the_same_queries_however_many(
     user,
     make_user,
-    enrolled_cameo,  # noqa: F811
+    enrolled_cameo,
     made_with,
 ):
     bob, carol = make_user("bob"), make_user("carol")
