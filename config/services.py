@@ -138,6 +138,8 @@ def write_dev_env(data_dir: Path, env: dict[str, str]) -> Path:
         "MEDIA_ROOT",
         "DATA_DIR",
     ]
+    # With DATABASE_URL and REDIS_URL set no embedded service made the folder.
+    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "dev.env"
     lines = ["# Written by `make run` for manage.py commands beside it; removed when it stops."]
     lines += [f"{name}={env[name]}" for name in names if env.get(name)]

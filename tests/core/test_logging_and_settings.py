@@ -145,3 +145,13 @@ def test_startup_checks_pass_inside_a_running_event_loop():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "started"
+
+
+def test_make_run_with_external_services_writes_its_env_file_in_a_fresh_checkout(tmp_path):
+    """With DATABASE_URL and REDIS_URL set no embedded service creates the data folder first."""
+    from config.services import write_dev_env
+
+    data_dir = tmp_path / "fresh" / ".data"
+    path = write_dev_env(data_dir, {"DATABASE_URL": "postgresql://db/app", "DATA_DIR": str(data_dir)})
+    assert path.read_text().splitlines()[1:] == ["DATABASE_URL=postgresql://db/app", f"DATA_DIR={data_dir}"]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
