@@ -145,6 +145,8 @@ CHANNEL_LAYERS = {
 REALTIME_SEND_TIMEOUT_S = env_float("REALTIME_SEND_TIMEOUT_S", 0.5)
 
 AUTH_USER_MODEL = "social.User"
+# A follow undone and made again within this many seconds notifies its followee once.
+FOLLOW_NOTIFY_AGAIN_AFTER_S = env_int("FOLLOW_NOTIFY_AGAIN_AFTER_S", 24 * 3600)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -604,7 +604,13 @@ def post_comments(*, viewer: User, post: Post) -> QuerySet[Comment]:
 
 
 def notifications_for(*, user: User, unread_only: bool = False) -> QuerySet[Notification]:
-    rows = Notification.objects.filter(user=user).select_related("actor")
+    """The user's notifications, less those whose actor is across a block from them now: a block
+    also hides what was said before it (a comment's text travels in its notification)."""
+    rows = (
+        Notification.objects.filter(user=user)
+        .filter(not_blocked(user.pk, "actor_id"))
+        .select_related("actor")
+    )
     if unread_only:
         rows = rows.filter(read_at__isnull=True)
     return rows

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import tempfile
 import uuid
 from datetime import date
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files import File
@@ -72,9 +74,17 @@ def update_profile(*, user: User, **changes) -> User:
 
 
 def delete_account(*, user: User) -> None:
+    """Deletes the account with everything it owns, the files of its posts included (once the
+    deletion commits)."""
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         user_deleting.send(sender=User, user=locked)
+        files = [
+            name
+            for pair in Post.objects.filter(author=locked).values_list("video", "poster")
+            for name in pair
+        ]
+        _delete_media_on_commit(*files)
         locked.delete()
 
 
@@ -302,7 +312,15 @@ def follow_user(*, follower: User, followee: User) -> bool:
         except IntegrityError:
             return False
         _change_user_counters((follower.pk, "following_count", 1), (followee.pk, "followers_count", 1))
-        notify(user=followee, kind=NotificationKind.FOLLOW, actor=follower)
+        # Following, unfollowing and following again is one piece of news, not one per toggle.
+        told_recently = Notification.objects.filter(
+            user_id=followee.pk,
+            actor_id=follower.pk,
+            kind=NotificationKind.FOLLOW,
+            created_at__gte=timezone.now() - dt.timedelta(seconds=settings.FOLLOW_NOTIFY_AGAIN_AFTER_S),
+        ).exists()
+        if not told_recently:
+            notify(user=followee, kind=NotificationKind.FOLLOW, actor=follower)
     return True
 
 

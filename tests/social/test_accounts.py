@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from social.models import User
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +127,20 @@ def test_user_profile_by_username(auth_client, make_user):
 def test_user_profile_requires_auth(api, make_user):
     make_user("bob")
     assert api.get("/api/v1/users/bob").status_code == 401
+
+
+@pytest.mark.django_db
+def test_deleting_the_account_deletes_the_files_of_its_posts(
+    make_user, test_video, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import default_storage
+
+    from social.services import create_post
+
+    author = make_user("leaving")
+    posts = [create_post(author=author, video=test_video, status=status) for status in ("draft", "published")]
+    names = [name for post in posts for name in (post.video.name, post.poster.name)]
+    assert all(default_storage.exists(name) for name in names)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_for(author).delete("/api/v1/me").status_code == 204
+    assert not any(default_storage.exists(name) for name in names)

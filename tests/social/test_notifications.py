@@ -95,3 +95,30 @@ def test_list_and_mark_read(make_user):
     assert client.get("/api/v1/notifications?unread=1").json()["results"] == []
     assert client.post("/api/v1/notifications/read", {"ids": ["x"]}, format="json").status_code == 400
     assert client.post("/api/v1/notifications/read", {"all": True}, format="json").status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_block_hides_what_was_said_before_it(make_user, make_post):
+    from social.services import comment_on_post
+
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    post = make_post(alice)
+    comment_on_post(author=bob, post=post, text="something bob regrets")
+    comment_on_post(author=carol, post=post, text="hello")
+    client = client_for(alice)
+    assert len(client.get("/api/v1/notifications").json()["results"]) == 2
+    block_user(blocker=bob, blocked=alice)  # either side's block hides it
+    listed = client.get("/api/v1/notifications").json()["results"]
+    assert [note["actor"]["username"] for note in listed] == ["carol"]
+    assert "regrets" not in str(listed)
+
+
+@pytest.mark.django_db
+def test_a_follow_toggled_again_and_again_notifies_once(make_user):
+    from social.services import follow_user, unfollow_user
+
+    alice, bob = make_user("alice"), make_user("bob")
+    for _ in range(5):
+        follow_user(follower=bob, followee=alice)
+        unfollow_user(follower=bob, followee=alice)
+    assert Notification.objects.filter(user=alice, kind="follow").count() == 1
