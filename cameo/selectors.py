@@ -15,7 +15,6 @@ from cameo.models import (
 )
 from core.errors import Forbidden, NotFound
 from social.models import Block, Follow, Like, Post, User
-from social.selectors import is_blocked_either_way
 
 # A cameo's identity template (512 floats) is read where the likeness is compared or rendered,
 # never by a list: the list selectors leave it out.
@@ -31,6 +30,53 @@ def owned_cameos(*, owner: User) -> QuerySet[Cameo]:
     )
 
 
+def _relations(user: User) -> dict:
+    """What the rules below ask about `user` and a cameo's owner, as SQL expressions."""
+    blocked = Block.objects.filter(
+        Q(blocker_id=user.pk, blocked_id=OuterRef("owner_id"))
+        | Q(blocker_id=OuterRef("owner_id"), blocked_id=user.pk)
+    )
+    follows_owner = Follow.objects.filter(follower_id=user.pk, followee_id=OuterRef("owner_id"))
+    followed_by_owner = Follow.objects.filter(follower_id=OuterRef("owner_id"), followee_id=user.pk)
+    return {
+        "blocked": Exists(blocked),
+        "granted": Exists(CameoGrant.objects.filter(cameo_id=OuterRef("pk"), grantee_id=user.pk)),
+        "mutual": Exists(follows_owner) & Exists(followed_by_owner),
+        "owner_is_adult": Q(owner__birth_date__isnull=False, owner__birth_date__lte=_adult_birth_cutoff()),
+    }
+
+
+def _usable(user: User) -> Q:
+    """The consent rule, written once (see `usable_cameos`)."""
+    rel = _relations(user)
+    return Q(status=CameoStatus.ACTIVE, owner__is_active=True) & (
+        Q(owner_id=user.pk)
+        | (
+            ~rel["blocked"]
+            & (
+                (Q(permission=Permission.EVERYONE) & rel["owner_is_adult"])
+                | (
+                    Q(permission__in=[Permission.APPROVED, Permission.MUTUALS, Permission.EVERYONE])
+                    & rel["granted"]
+                )
+                | (Q(permission__in=[Permission.MUTUALS, Permission.EVERYONE]) & rel["mutual"])
+            )
+        )
+    )
+
+
+def _askable(user: User) -> Q:
+    """Cameos `user` may read and ask to use: shared beyond `only_me`, nobody blocked; a minor's
+    cameo only by the minor's mutuals, never by strangers."""
+    rel = _relations(user)
+    return (
+        Q(status=CameoStatus.ACTIVE, owner__is_active=True)
+        & ~Q(permission=Permission.ONLY_ME)
+        & ~rel["blocked"]
+        & (rel["owner_is_adult"] | rel["mutual"])
+    )
+
+
 def usable_cameos(*, user: User) -> QuerySet[Cameo]:
     """Active cameos `user` may use now, as one query: the consent rule, written once.
 
@@ -39,35 +85,13 @@ def usable_cameos(*, user: User) -> QuerySet[Cameo]:
     `mutuals` and `everyone` granted users; `mutuals` and `everyone` mutual followers. Every
     decision in Python (`services.usable_versions`) asks this query rather than restating it.
     """
-    blocked = Block.objects.filter(
-        Q(blocker_id=user.pk, blocked_id=OuterRef("owner_id"))
-        | Q(blocker_id=OuterRef("owner_id"), blocked_id=user.pk)
-    )
-    granted = CameoGrant.objects.filter(cameo_id=OuterRef("pk"), grantee_id=user.pk)
-    follows_owner = Follow.objects.filter(follower_id=user.pk, followee_id=OuterRef("owner_id"))
-    followed_by_owner = Follow.objects.filter(follower_id=OuterRef("owner_id"), followee_id=user.pk)
-    mutual = Exists(follows_owner) & Exists(followed_by_owner)
-    adult_cutoff = _adult_birth_cutoff()
-    owner_is_adult = Q(owner__birth_date__isnull=False, owner__birth_date__lte=adult_cutoff)
-    return (
-        Cameo.objects.filter(status=CameoStatus.ACTIVE, owner__is_active=True)
-        .filter(
-            Q(owner_id=user.pk)
-            | (
-                ~Exists(blocked)
-                & (
-                    (Q(permission=Permission.EVERYONE) & owner_is_adult)
-                    | (
-                        Q(permission__in=[Permission.APPROVED, Permission.MUTUALS, Permission.EVERYONE])
-                        & Exists(granted)
-                    )
-                    | (Q(permission__in=[Permission.MUTUALS, Permission.EVERYONE]) & mutual)
-                )
-            )
-        )
-        .select_related("owner")
-        .defer(*_LIST_DEFERRED)
-    )
+    return Cameo.objects.filter(_usable(user)).select_related("owner").defer(*_LIST_DEFERRED)
+
+
+def may_ask_for(*, user: User, cameo: Cameo) -> bool:
+    """Whether `user`, not its owner, may read `cameo` and ask to use it: those who may use it,
+    and those who may ask (`_askable`). One query."""
+    return Cameo.objects.filter(pk=cameo.pk).filter(_usable(user) | _askable(user)).exists()
 
 
 def _adult_birth_cutoff():
@@ -84,17 +108,16 @@ def _adult_birth_cutoff():
 
 def get_cameo_for(*, viewer: User, cameo_id) -> Cameo:
     """The owner sees their cameo in any state, erased ones included (no biometrics remain; the
-    audit trail stays theirs to read); others see an active cameo they are not blocked from (so
-    they can ask to use it). Everyone else: 404."""
+    audit trail stays theirs to read); others see it only while they may use it or ask to
+    (`may_ask_for`: never an `only_me` cameo, never a minor's cameo unless they are mutuals).
+    Everyone else: 404."""
     try:
         cameo = Cameo.objects.select_related("owner").get(pk=int(cameo_id))
     except (Cameo.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFound() from exc
     if cameo.owner_id == viewer.pk:
         return cameo
-    if cameo.status != CameoStatus.ACTIVE:
-        raise NotFound()
-    if is_blocked_either_way(user_id=viewer.pk, other_id=cameo.owner_id):
+    if not may_ask_for(user=viewer, cameo=cameo):
         raise NotFound()
     return cameo
 

@@ -428,16 +428,17 @@ def revoke_grant(*, actor: User, cameo: Cameo, grantee: User) -> bool:
 
 
 def request_use(*, requester: User, cameo: Cameo, message: str = "") -> CameoRequest:
+    """Asks the owner to use the cameo; only those who may ask (`selectors.may_ask_for`: never for
+    an `only_me` cameo, nor strangers for a minor's); 404 to anyone else."""
+    from cameo.selectors import may_ask_for
     from social.services import notify
 
     with transaction.atomic():
         locked = Cameo.objects.select_for_update().get(pk=cameo.pk)
-        if locked.status != CameoStatus.ACTIVE or is_blocked_either_way(
-            user_id=requester.pk, other_id=locked.owner_id
-        ):
-            raise NotFound()
         if requester.pk == locked.owner_id:
             raise ApiError("This is your own cameo.", code="invalid")
+        if not may_ask_for(user=requester, cameo=locked):
+            raise NotFound()
         existing = CameoRequest.objects.filter(
             cameo=locked, requester=requester, status=RequestStatus.PENDING
         ).first()

@@ -240,3 +240,35 @@ def test_likeness_search_finds_active_cameos_in_frames(make_user, enrolled_cameo
     other_frames = clips.moving_face_frames(clips.group_faces()[2], count=1, face_px=190)
     assert [match.cameo_id for match in find_cameos_in_frames(other_frames)] == [other.pk]
     assert find_cameos_in_frames(clips.moving_face_frames(clips.group_faces()[4], count=1, face_px=190)) == []
+
+
+@pytest.mark.parametrize(
+    ("permission", "minor_owner", "who_may_ask"),
+    [
+        (Permission.ONLY_ME, False, set()),
+        (Permission.APPROVED, False, {"granted", "mutual", "follower", "stranger"}),
+        (Permission.MUTUALS, False, {"granted", "mutual", "follower", "stranger"}),
+        (Permission.APPROVED, True, {"granted", "mutual"}),
+        (Permission.MUTUALS, True, {"granted", "mutual"}),
+    ],
+)
+def test_a_cameos_detail_and_requests_reach_only_those_who_may_use_it_or_ask(
+    people, enrolled_cameo, permission, minor_owner, who_may_ask
+):
+    from datetime import date
+
+    owner = people["owner"]
+    if minor_owner:
+        owner.birth_date = date.today().replace(year=date.today().year - 15)
+        owner.save(update_fields=["birth_date"])
+    cameo = enrolled_cameo(owner, permission=permission)
+    services.grant_use(actor=owner, cameo=cameo, grantee=people["granted"])
+    for name in ["granted", "mutual", "follower", "stranger", "blocked"]:
+        client = client_for(people[name])
+        detail = client.get(f"/api/v1/cameos/{cameo.pk}")
+        ask = client.post(f"/api/v1/cameos/{cameo.pk}/requests", {"message": "may I?"}, format="json")
+        if name in who_may_ask:
+            assert (detail.status_code, ask.status_code) == (200, 202), name
+        else:
+            # Strangers to a minor's cameo, anyone for an only_me cameo, blocked people: nothing.
+            assert (detail.status_code, ask.status_code) == (404, 404), name
