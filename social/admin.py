@@ -18,21 +18,35 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
+    """Read-only: every field of a post is owned by a service (publishing runs the consent checks,
+    `cameo_owner_ids` decides who may take it down), so staff act through the take-down action."""
+
     list_display = ("id", "author", "status", "caption", "like_count", "view_count", "created_at")
     list_filter = ("status",)
     search_fields = ("caption", "prompt", "author__username")
-    raw_id_fields = ("author", "remix_of", "root")
-    readonly_fields = (
-        "like_count",
-        "comment_count",
-        "remix_count",
-        "view_count",
-        "created_at",
-        "published_at",
-    )
+    list_select_related = ("author",)
     actions = ["take_down"]
 
-    @admin.action(description="Take down the selected posts")
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Post._meta.fields] + ["video_link"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="video")
+    def video_link(self, post):
+        from social.api.serializers import PostRendering
+
+        url = PostRendering(request=None).url(post.video.name, status=post.status)
+        return format_html('<a href="{}">watch</a>', url) if url else "-"
+
+    @admin.action(description="Take down the selected posts", permissions=["view"])
     def take_down(self, request, queryset):
         for post in queryset:
             services.take_down_post(actor=request.user, post=post)

@@ -49,3 +49,26 @@ def test_every_admin_page_answers(staff_client, some_data):
         if first is not None:
             change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[first.pk])
             assert staff_client.get(change).status_code == 200, change
+
+
+def test_staff_cannot_edit_a_post_around_the_services_but_can_take_it_down(
+    staff_client, make_user, test_video, django_capture_on_commit_callbacks
+):
+    from social.models import Post
+    from social.services import create_post
+
+    owner = make_user("cameo_owner")
+    draft = create_post(author=make_user("drafter"), video=test_video, cameo_owner_ids=[owner.pk])
+    change = reverse("admin:social_post_change", args=[draft.pk])
+    page = staff_client.get(change)
+    assert page.status_code == 200
+    assert "expires=" in page.content.decode()  # a draft's video only at a signed URL
+    refused = staff_client.post(change, {"status": "published", "cameo_owner_ids": ""})
+    assert refused.status_code == 403
+    draft.refresh_from_db()
+    assert (draft.status, draft.cameo_owner_ids) == ("draft", [owner.pk])
+    assert staff_client.get(reverse("admin:social_post_add")).status_code == 403
+    changelist = reverse("admin:social_post_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(changelist, {"action": "take_down", "_selected_action": [draft.pk]})
+    assert Post.objects.get(pk=draft.pk).status == "removed"
