@@ -260,6 +260,7 @@ def test(argv: list[str]) -> int:
         env["MEDIA_ROOT"] = str(media)
         env["BIOMETRICS_ROOT"] = str(biometrics)
         env.setdefault("AUTH_THROTTLE_RATE", "1000/min")
+        env.setdefault("AUTH_USERNAME_THROTTLE_RATE", "1000/min")
         # Test modules import the ASGI/WSGI apps before pytest-django opens the database.
         env.setdefault("STARTUP_CHECKS", "0")
         # Password hashing is deliberately slow; tests create many users.

@@ -4,7 +4,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from social import services
+from social.api.throttles import throttled_sign_in
 from social.models import Post, Report, User
+
+# The admin's sign-in form is a way to guess passwords too: the API's limits apply to it.
+admin.site.login = throttled_sign_in(admin.site.login)
 
 
 @admin.register(User)

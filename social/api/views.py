@@ -13,7 +13,7 @@ from core.errors import ApiError
 from core.pagination import page_response_data, read_limit, request_page
 from social import feed, selectors, services
 from social.api import serializers as s
-from social.api.throttles import AuthRateThrottle
+from social.api.throttles import SIGN_IN_THROTTLES, AuthRateThrottle
 from social.models import PostStatus
 
 
@@ -33,7 +33,7 @@ class RegisterView(APIView):
 class TokenObtainView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
-    throttle_classes = [AuthRateThrottle]
+    throttle_classes = list(SIGN_IN_THROTTLES)
 
     @extend_schema(request=s.TokenObtainRequestSerializer, responses={200: s.TokenPairSerializer}, auth=[])
     def post(self, request):
