@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    # Refresh tokens are rotated and a used one refused: simplejwt keeps the issued ones and a
+    # blacklist.
+    "rest_framework_simplejwt.token_blacklist",
     "core",
     "social",
     "cameo",
@@ -247,6 +250,10 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "USER_ID_CLAIM": "user_id",
     "UPDATE_LAST_LOGIN": False,
+    # Each refresh hands out a new refresh token and retires the one used: a stolen token works
+    # at most until its owner next refreshes.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 
 SPECTACULAR_SETTINGS = {

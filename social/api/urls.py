@@ -6,6 +6,7 @@ urlpatterns = [
     path("auth/register", views.RegisterView.as_view(), name="register"),
     path("auth/token", views.TokenObtainView.as_view(), name="token"),
     path("auth/token/refresh", views.TokenRefreshView.as_view(), name="token-refresh"),
+    path("auth/logout", views.LogoutView.as_view(), name="logout"),
     path("me", views.MeView.as_view(), name="me"),
     path("users/<str:username>", views.UserDetailView.as_view(), name="user-detail"),
     path("users/<str:username>/posts", views.UserPostsView.as_view(), name="user-posts"),

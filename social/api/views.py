@@ -5,8 +5,11 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import TokenBackendError, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.state import token_backend
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import ApiError
@@ -53,19 +56,48 @@ class TokenRefreshView(APIView):
     authentication_classes = []
     throttle_classes = [AuthRateThrottle]
 
-    @extend_schema(request=s.TokenRefreshRequestSerializer, responses={200: s.AccessTokenSerializer}, auth=[])
+    @extend_schema(request=s.TokenRefreshRequestSerializer, responses={200: s.TokenPairSerializer}, auth=[])
     def post(self, request):
+        """Rotates: a new access and refresh token; the refresh token used is refused from now on."""
         s.TokenRefreshRequestSerializer(data=request.data).is_valid(raise_exception=True)
         serializer = TokenRefreshSerializer(data=request.data)
         try:
             serializer.is_valid(raise_exception=True)
         except TokenError as exc:
             raise ApiError(
-                "The refresh token is invalid or expired.", code="token_invalid", status_code=401
+                "The refresh token is invalid, expired or already used.",
+                code="token_invalid",
+                status_code=401,
             ) from exc
         except get_user_model().DoesNotExist as exc:
             raise ApiError("The account no longer exists.", code="token_invalid", status_code=401) from exc
-        return Response({"access": serializer.validated_data["access"]})
+        return Response(
+            {"access": serializer.validated_data["access"], "refresh": serializer.validated_data["refresh"]}
+        )
+
+
+class LogoutView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    throttle_classes = [AuthRateThrottle]
+
+    @extend_schema(request=s.TokenRefreshRequestSerializer, responses={204: None}, auth=[])
+    def post(self, request):
+        """Ends the session of this refresh token: it can no longer be refreshed (its access token
+        lapses within JWT_ACCESS_MINUTES). Idempotent."""
+        s.TokenRefreshRequestSerializer(data=request.data).is_valid(raise_exception=True)
+        raw = request.data["refresh"]
+        try:
+            # Signature and expiry, but not the blacklist: ending an ended session is no error.
+            payload = token_backend.decode(raw, verify=True)
+        except TokenBackendError as exc:
+            raise ApiError(
+                "The refresh token is invalid or expired.", code="token_invalid", status_code=401
+            ) from exc
+        if payload.get(jwt_settings.TOKEN_TYPE_CLAIM) != "refresh":
+            raise ApiError("This is not a refresh token.", code="token_invalid", status_code=401)
+        RefreshToken(raw, verify=False).blacklist()
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def me_payload(user):

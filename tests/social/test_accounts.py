@@ -70,9 +70,37 @@ def test_token_pair_and_refresh(api, user):
     tokens = response.json()
     assert set(tokens) == {"access", "refresh"}
     refreshed = api.post("/api/v1/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json")
-    assert refreshed.status_code == 200 and set(refreshed.json()) == {"access"}
+    assert refreshed.status_code == 200 and set(refreshed.json()) == {"access", "refresh"}
+    assert refreshed.json()["refresh"] != tokens["refresh"]
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {refreshed.json()['access']}")
     assert api.get("/api/v1/me").json()["username"] == "alice"
+
+
+def test_a_refresh_token_works_once(api, user):
+    first = api.post("/api/v1/auth/token", {"username": "alice", "password": PASSWORD}, format="json").json()
+    second = api.post("/api/v1/auth/token/refresh", {"refresh": first["refresh"]}, format="json").json()
+    reused = api.post("/api/v1/auth/token/refresh", {"refresh": first["refresh"]}, format="json")
+    assert reused.status_code == 401 and reused.json()["error"]["code"] == "token_invalid"
+    # The rotated token goes on working, once.
+    third = api.post("/api/v1/auth/token/refresh", {"refresh": second["refresh"]}, format="json")
+    assert third.status_code == 200
+
+
+def test_logout_ends_the_session(api, user):
+    tokens = api.post("/api/v1/auth/token", {"username": "alice", "password": PASSWORD}, format="json").json()
+    other = api.post("/api/v1/auth/token", {"username": "alice", "password": PASSWORD}, format="json").json()
+    assert api.post("/api/v1/auth/logout", {"refresh": tokens["refresh"]}, format="json").status_code == 204
+    assert api.post("/api/v1/auth/logout", {"refresh": tokens["refresh"]}, format="json").status_code == 204
+    ended = api.post("/api/v1/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json")
+    assert ended.status_code == 401 and ended.json()["error"]["code"] == "token_invalid"
+    # Another session of the same person is not touched.
+    assert (
+        api.post("/api/v1/auth/token/refresh", {"refresh": other["refresh"]}, format="json").status_code
+        == 200
+    )
+    for bad in ("nonsense", tokens["access"]):
+        refused = api.post("/api/v1/auth/logout", {"refresh": bad}, format="json")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_invalid"
 
 
 def test_wrong_password_is_401(api, user):
