@@ -38,13 +38,16 @@ async def _group_send_within(layer, group: str, message: dict, timeout_s: float)
 
 def send_now(user_id: int | str, payload: dict[str, Any]) -> bool:
     """Send `payload` to the user's websockets now; False when it was dropped. Never raises."""
+    return _send_to_user(user_id, {"type": "user.event", "payload": payload})
+
+
+def _send_to_user(user_id: int | str, message: dict[str, Any]) -> bool:
     layer = get_channel_layer()
     if layer is None:
         return False
     breaker = _layer_breaker(layer)
     if not breaker.allow():
         return False
-    message = {"type": "user.event", "payload": payload}
     try:
         async_to_sync(_group_send_within)(
             layer, user_group(user_id), message, settings.REALTIME_SEND_TIMEOUT_S
@@ -53,7 +56,7 @@ def send_now(user_id: int | str, payload: dict[str, Any]) -> bool:
         breaker.record_failure(exc)
         return False
     except Exception:  # noqa: BLE001 - a bug in an event must not fail the write that caused it
-        logger.exception("a websocket event could not be sent", extra={"event_type": payload.get("type")})
+        logger.exception("a websocket event could not be sent", extra={"event_type": message.get("type")})
         return False
     breaker.record_success()
     return True
@@ -62,3 +65,10 @@ def send_now(user_id: int | str, payload: dict[str, Any]) -> bool:
 def push_to_user(user_id: int | str, payload: dict[str, Any]) -> None:
     """Send `payload` to the user's websockets after the current transaction commits (best effort)."""
     transaction.on_commit(lambda: send_now(user_id, payload))
+
+
+def end_sessions(user_id: int | str) -> None:
+    """After the current transaction commits, close the user's open websockets (4401): their
+    account was deactivated or deleted. Best effort, like every push; a socket that misses it still
+    closes when its token expires."""
+    transaction.on_commit(lambda: _send_to_user(user_id, {"type": "session.ended"}))

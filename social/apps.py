@@ -24,3 +24,15 @@ class SocialConfig(AppConfig):
         post_delete.connect(
             drop_kept_posts, sender=Post, weak=False, dispatch_uid="social.feed.drop_pool_on_delete"
         )
+
+        from core.realtime import end_sessions
+        from social.models import User
+
+        def end_sessions_of_inactive(sender, instance, **kwargs):
+            # A deactivated account's open websockets close (4401), as its tokens stop working.
+            if not instance.is_active:
+                end_sessions(instance.pk)
+
+        post_save.connect(
+            end_sessions_of_inactive, sender=User, weak=False, dispatch_uid="social.end_sessions_of_inactive"
+        )

@@ -21,7 +21,7 @@ from django.db.models.signals import Signal
 from django.utils import timezone
 
 from core.errors import ApiError, Conflict, Forbidden
-from core.realtime import push_to_user
+from core.realtime import end_sessions, push_to_user
 from social import hooks, media, selectors
 from social.models import (
     Block,
@@ -85,6 +85,7 @@ def delete_account(*, user: User) -> None:
             for name in pair
         ]
         _delete_media_on_commit(*files)
+        end_sessions(locked.pk)
         locked.delete()
 
 

@@ -72,3 +72,56 @@ async def test_events_sent_inside_a_rolled_back_transaction_never_arrive(make_us
     assert (await communicator.receive_json_from(timeout=5))["text"] == "committed"
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
+
+
+async def _closed_with(communicator, timeout: float = 5) -> int:
+    message = await communicator.receive_output(timeout=timeout)
+    assert message["type"] == "websocket.close", message
+    return message["code"]
+
+
+async def test_the_token_may_travel_as_a_subprotocol_kept_out_of_urls(make_user):
+    from asgiref.sync import sync_to_async
+
+    user = await sync_to_async(make_user)("ws_subprotocol")
+    offered = f"bearer.{AccessToken.for_user(user)}"
+    communicator = WebsocketCommunicator(application, "/ws/events", subprotocols=[offered])
+    connected, subprotocol = await communicator.connect()
+    assert connected and subprotocol == offered  # a browser requires the server to pick it
+    await sync_to_async(send_now)(user.pk, {"type": "notification", "text": "hello"})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "notification", "text": "hello"}
+    await communicator.disconnect()
+
+
+async def test_a_socket_closes_when_its_token_expires(make_user):
+    from asgiref.sync import sync_to_async
+
+    user = await sync_to_async(make_user)("ws_expiring")
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=1))
+    communicator = WebsocketCommunicator(application, f"/ws/events?token={token}")
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await _closed_with(communicator) == 4401
+
+
+@pytest.mark.parametrize("ending", ["deactivated", "deleted"])
+async def test_a_socket_closes_when_its_account_is_deactivated_or_deleted(make_user, ending):
+    from asgiref.sync import sync_to_async
+
+    from social.services import delete_account
+
+    user = await sync_to_async(make_user)(f"ws_{ending}")
+    communicator = WebsocketCommunicator(application, f"/ws/events?token={AccessToken.for_user(user)}")
+    connected, _ = await communicator.connect()
+    assert connected
+
+    def end():
+        if ending == "deleted":
+            delete_account(user=user)
+        else:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+
+    await sync_to_async(end)()
+    assert await _closed_with(communicator) == 4401
