@@ -261,6 +261,8 @@ def test(argv: list[str]) -> int:
         env["BIOMETRICS_ROOT"] = str(biometrics)
         env.setdefault("AUTH_THROTTLE_RATE", "1000/min")
         env.setdefault("AUTH_USERNAME_THROTTLE_RATE", "1000/min")
+        for scope in ("FOLLOW_RATE", "COMMENT_RATE", "CAMEO_REQUEST_RATE"):
+            env.setdefault(scope, "10000/min")
         # Test modules import the ASGI/WSGI apps before pytest-django opens the database.
         env.setdefault("STARTUP_CHECKS", "0")
         # Password hashing is deliberately slow; tests create many users.

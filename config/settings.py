@@ -238,6 +238,10 @@ REST_FRAMEWORK = {
         "auth": env_str("AUTH_THROTTLE_RATE", "20/min"),
         # Per username, from any number of addresses: guessing one account's password stays slow.
         "auth_username": env_str("AUTH_USERNAME_THROTTLE_RATE", "10/min"),
+        # Writes that reach other people, per user (core.throttles.WriteRateThrottle).
+        "follow": env_str("FOLLOW_RATE", "60/hour"),
+        "comment": env_str("COMMENT_RATE", "30/min"),
+        "cameo_request": env_str("CAMEO_REQUEST_RATE", "20/hour"),
     },
     # Proxies in front of the app whose X-Forwarded-For entries are trusted; 0: the socket's address.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,

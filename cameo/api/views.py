@@ -9,6 +9,7 @@ from cameo import selectors, services
 from cameo.api import serializers as s
 from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.pagination import page_response_data, request_page
+from core.throttles import WriteRateThrottle
 from social.api.serializers import PostPageSerializer, post_page_data
 from social.selectors import get_active_user_or_404
 
@@ -75,6 +76,9 @@ class CameoGrantView(APIView):
 
 
 class CameoRequestsView(APIView):
+    throttle_classes = [WriteRateThrottle]
+    throttle_scope = "cameo_request"
+
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CameoRequestPageSerializer})
     def get(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)

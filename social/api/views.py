@@ -14,6 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import ApiError
 from core.pagination import page_response_data, read_limit, request_page
+from core.throttles import WriteRateThrottle
 from social import feed, selectors, services
 from social.api import serializers as s
 from social.api.throttles import SIGN_IN_THROTTLES, AuthRateThrottle
@@ -161,6 +162,9 @@ class UserPostsView(APIView):
 
 
 class FollowView(APIView):
+    throttle_classes = [WriteRateThrottle]
+    throttle_scope = "follow"
+
     @extend_schema(request=None, responses={204: None})
     def put(self, request, username: str):
         services.follow_user(
@@ -265,6 +269,9 @@ class PostLikeView(APIView):
 
 
 class PostCommentsView(APIView):
+    throttle_classes = [WriteRateThrottle]
+    throttle_scope = "comment"
+
     @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CommentPageSerializer})
     def get(self, request, post_id: str):
         post = selectors.get_visible_post(viewer=request.user, post_id=post_id)

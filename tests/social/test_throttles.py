@@ -68,3 +68,29 @@ def test_the_admin_sign_in_form_is_limited_too(client):
     assert statuses == [200, 200, 200, 429]
     assert response.status_code == 429 and int(response["Retry-After"]) >= 1
     assert client.get("/admin/login/").status_code == 200  # reading the form is not an attempt
+
+
+def test_follows_comments_and_cameo_requests_are_limited_per_user_reads_are_not(make_user, test_video):
+    from core.throttles import WriteRateThrottle
+    from social.services import create_post
+    from tests.conftest import client_for
+
+    original = WriteRateThrottle.THROTTLE_RATES
+    WriteRateThrottle.THROTTLE_RATES = {**original, "follow": "3/min", "comment": "2/min"}
+    cache.clear()
+    try:
+        fan, star = make_user("fan"), make_user("star")
+        client = client_for(fan)
+        follows = [client.put(f"/api/v1/users/{star.username}/follow").status_code for _ in range(4)]
+        post = create_post(author=star, video=test_video, status="published")
+        comments = [
+            client.post(f"/api/v1/posts/{post.pk}/comments", {"text": "hi"}, format="json").status_code
+            for _ in range(3)
+        ]
+        reads = {client.get(f"/api/v1/posts/{post.pk}/comments").status_code for _ in range(5)}
+        other = client_for(make_user("other")).put(f"/api/v1/users/{star.username}/follow").status_code
+    finally:
+        WriteRateThrottle.THROTTLE_RATES = original
+    assert follows == [204, 204, 204, 429]
+    assert comments == [201, 201, 429] and reads == {200}
+    assert other == 204  # per user
