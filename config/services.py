@@ -263,6 +263,9 @@ def test(argv: list[str]) -> int:
         env.setdefault("AUTH_USERNAME_THROTTLE_RATE", "1000/min")
         for scope in ("FOLLOW_RATE", "COMMENT_RATE", "CAMEO_REQUEST_RATE"):
             env.setdefault(scope, "10000/min")
+        # Tests share two cores with PostgreSQL, Redis and workers: a cache call may wait longer
+        # than production's 50 ms without Redis being down (the breaker tests pause it for real).
+        env.setdefault("CACHE_TIMEOUT_MS", "100")
         # Test modules import the ASGI/WSGI apps before pytest-django opens the database.
         env.setdefault("STARTUP_CHECKS", "0")
         # Password hashing is deliberately slow; tests create many users.
