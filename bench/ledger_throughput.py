@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 
 from harness import start_django
 
+BALANCE_TRIGGER = "remix_posting_entries_balance"  # remix/migrations/0003_batch_revenue_events.py
+
 
 def make_world(tag: str, posts: int):
     """Users, a verified rights holder with five opted-in IP, and `posts` licensed posts (5% remixes,
@@ -82,14 +84,12 @@ def make_world(tag: str, posts: int):
 
 def planned_lines(post_ids: list[int], amounts: list[int]):
     """For each event, the postings the service would write: (owner_type, owner_id, role, amount, ip_id)."""
-    from remix.ledger import ROLE_BY_PARTY_TYPE, SplitRates, account_key, post_split_inputs, split_revenue
+    from remix.ledger import ROLE_BY_PARTY_TYPE, SplitRates, account_key, post_split_facts, split_revenue
 
     rates = SplitRates.from_settings()
-    inputs_by_post = {}
+    inputs_by_post = post_split_facts(post_ids=post_ids)
     plans = []
     for post_id, amount in zip(post_ids, amounts, strict=True):
-        if post_id not in inputs_by_post:
-            inputs_by_post[post_id] = post_split_inputs(post_id=post_id)
         splits = split_revenue(amount_minor=amount, rates=rates, **inputs_by_post[post_id])
         lines = [("external", 0, "source", -amount, None)]
         for split in splits:
@@ -204,7 +204,7 @@ def seed_statement(count: int, chunk: int = 100_000) -> tuple[int, dict[str, flo
     tag = int(time.time())
     plan_s = copy_s = 0.0
     with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE remix_posting DISABLE TRIGGER remix_posting_entry_balances")
+        cursor.execute(f"ALTER TABLE remix_posting DISABLE TRIGGER {BALANCE_TRIGGER}")
         try:
             for offset in range(0, count, chunk):
                 size = min(chunk, count - offset)
@@ -279,7 +279,7 @@ def seed_statement(count: int, chunk: int = 100_000) -> tuple[int, dict[str, flo
                 )
                 copy_s += time.perf_counter() - started
         finally:
-            cursor.execute("ALTER TABLE remix_posting ENABLE TRIGGER remix_posting_entry_balances")
+            cursor.execute(f"ALTER TABLE remix_posting ENABLE TRIGGER {BALANCE_TRIGGER}")
         for table in ("remix_revenueevent", "remix_journalentry"):
             cursor.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"

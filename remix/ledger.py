@@ -3,20 +3,27 @@
 Each revenue event becomes one journal entry. Its first posting takes the whole amount out of the
 `external` account of the currency (where money arrives from: the ad network, the payment
 processor); the others credit each party its split. The postings of an entry sum to zero per
-currency; the database refuses to commit one that does not (migration 0002), and postings are
-append-only, so a refund is a new entry that mirrors the original one.
+currency; the database refuses a statement whose postings do not (migration 0003), and postings
+are append-only (0002), so a refund is a new entry that mirrors the original one.
+
+Events are recorded in batches (`record_revenue_events`; a single event is a batch of one): a
+batch reads what is recorded under its ids, decides each event in order in Python, and writes all
+new events, entries and postings in one statement.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
+from psycopg.errors import DeadlockDetected
 
 from core.errors import ApiError, Conflict, NotFound, RuleRefusal
 from remix.currencies import is_currency
@@ -25,7 +32,6 @@ from remix.models import (
     EventKind,
     IntellectualProperty,
     JournalEntry,
-    LedgerAccount,
     Posting,
     RevenueEvent,
     SplitRole,
@@ -169,19 +175,43 @@ def account_key(party: Party, currency: str) -> tuple[str, int, str]:
     return (AccountOwner.USER, party.id, currency)
 
 
-ACCOUNTS_SQL = """
-WITH wanted(owner_type, owner_id, currency) AS (VALUES {values}),
+# Accounts are looked up by the keys given as a JSON array of [owner_type, owner_id, currency], one
+# unique-index lookup each (shaped as POST_PARTIES_SQL, see there).
+_WANTED_ACCOUNTS = """
+SELECT item->>0 AS owner_type, (item->>1)::bigint AS owner_id, item->>2 AS currency
+  FROM jsonb_array_elements(%s::jsonb) AS item
+"""
+_FOUND_ACCOUNTS = """
+SELECT account.id, account.owner_type, account.owner_id, account.currency
+  FROM wanted
+ CROSS JOIN LATERAL (
+     SELECT id, owner_type, owner_id, currency FROM remix_ledgeraccount
+      WHERE owner_type = wanted.owner_type AND owner_id = wanted.owner_id AND currency = wanted.currency
+      LIMIT 1
+ ) AS account
+"""
+FIND_ACCOUNTS_SQL = f"WITH wanted AS ({_WANTED_ACCOUNTS}) {_FOUND_ACCOUNTS}"
+# The accounts, creating the missing ones in key order (as every writer does, so that two never wait
+# on each other's new accounts). Only the missing ones are inserted: an INSERT of every key with ON
+# CONFLICT DO NOTHING cost five to ten times more for a batch whose accounts all exist.
+ACCOUNTS_SQL = f"""
+WITH wanted AS ({_WANTED_ACCOUNTS}),
+existing AS ({_FOUND_ACCOUNTS}),
 created AS (
     INSERT INTO remix_ledgeraccount (owner_type, owner_id, currency, created_at)
-    SELECT owner_type, owner_id, currency, now() FROM wanted
+    SELECT owner_type, owner_id, currency, now()
+      FROM (
+          SELECT owner_type, owner_id, currency FROM wanted
+          EXCEPT
+          SELECT owner_type, owner_id, currency FROM existing
+      ) AS missing
+     ORDER BY owner_type, owner_id, currency
     ON CONFLICT (owner_type, owner_id, currency) DO NOTHING
     RETURNING id, owner_type, owner_id, currency
 )
-SELECT id, owner_type, owner_id, currency FROM created
+SELECT id, owner_type, owner_id, currency FROM existing
 UNION ALL
-SELECT account.id, account.owner_type, account.owner_id, account.currency
-  FROM remix_ledgeraccount account
-  JOIN wanted USING (owner_type, owner_id, currency)
+SELECT id, owner_type, owner_id, currency FROM created
 """
 
 
@@ -189,142 +219,500 @@ def accounts_for(keys: Iterable[tuple[str, int, str]]) -> dict[tuple[str, int, s
     """Account ids for (owner_type, owner_id, currency), creating missing accounts, in one statement.
 
     An account another transaction creates at the same moment is not in this statement's snapshot
-    (the insert waits for it, then skips it), so any key still missing is read once more."""
-    wanted = sorted(set(keys))
-    found: dict[tuple[str, int, str], int] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            ACCOUNTS_SQL.format(values=", ".join(["(%s, %s::bigint, %s)"] * len(wanted))),
-            [value for key in wanted for value in key],
-        )
-        for pk, kind, owner, currency in cursor.fetchall():
-            found[(kind, owner, currency)] = pk
-    missing = [key for key in wanted if key not in found]
-    for kind, owner, currency in missing:
-        found[(kind, owner, currency)] = LedgerAccount.objects.get(
-            owner_type=kind, owner_id=owner, currency=currency
-        ).pk
+    (the insert waits for it, then skips it), so the keys still missing are read once more."""
+    wanted = set(keys)
+    found = _account_ids(ACCOUNTS_SQL, wanted)
+    missing = wanted - found.keys()
+    if missing:
+        found |= _account_ids(FIND_ACCOUNTS_SQL, missing)
     return found
 
 
+def _account_ids(sql: str, keys: set[tuple[str, int, str]]) -> dict[tuple[str, int, str], int]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [json.dumps(sorted(keys))])
+        return {(kind, owner, currency): pk for pk, kind, owner, currency in cursor.fetchall()}
+
+
+# How the statements of a batch are shaped (bench/README.md, "Ledger in batches"): scalar subqueries
+# rather than a join of six tables, which cost more to plan than to run; the ids as a JSON array, whose
+# length the planner does not see, so that one plan serves batches of any length (with an array
+# parameter PostgreSQL plans a batch of one afresh each time, which costs more than running it);
+# posts found by a lateral lookup, so that the plan is a primary-key lookup per post whatever the
+# size of the table.
 POST_PARTIES_SQL = """
-SELECT post.author_id, post.cameo_owner_ids, parent.author_id,
-       COALESCE(array_agg(licence.ip_id ORDER BY licence.ip_id) FILTER (WHERE licence.id IS NOT NULL), '{}'),
-       COALESCE(array_agg(ip.rights_holder_id ORDER BY licence.ip_id) FILTER (WHERE licence.id IS NOT NULL), '{}'),
-       COALESCE(array_agg(policy.revenue_share_bps ORDER BY licence.ip_id) FILTER (WHERE licence.id IS NOT NULL), '{}')
-  FROM social_post post
-  LEFT JOIN social_post parent ON parent.id = post.remix_of_id
-  LEFT JOIN remix_iplicence licence ON licence.post_id = post.id
-  LEFT JOIN remix_intellectualproperty ip ON ip.id = licence.ip_id
-  LEFT JOIN remix_ippolicy policy ON policy.id = licence.policy_id
- WHERE post.id = %s
- GROUP BY post.id, parent.author_id
+SELECT post.id AS post_id, post.author_id AS creator_id, post.cameo_owner_ids,
+       (SELECT parent.author_id FROM social_post parent WHERE parent.id = post.remix_of_id) AS remix_source_id,
+       (SELECT json_agg(json_build_object('ip_id', licence.ip_id, 'rights_holder_id', ip.rights_holder_id,
+                                          'bps', policy.revenue_share_bps) ORDER BY licence.ip_id)
+          FROM remix_iplicence licence
+          JOIN remix_intellectualproperty ip ON ip.id = licence.ip_id
+          JOIN remix_ippolicy policy ON policy.id = licence.policy_id
+         WHERE licence.post_id = post.id) AS ip_shares
+  FROM jsonb_array_elements_text(%s::jsonb) AS wanted(id)
+ CROSS JOIN LATERAL (
+     SELECT id, author_id, cameo_owner_ids, remix_of_id FROM social_post WHERE id = wanted.id::bigint LIMIT 1
+ ) AS post
 """
 
 
-def post_split_inputs(*, post_id: int) -> dict:
-    """What `split_revenue` needs to know about a post, in one query: its creator, cameo owners,
-    the remixed post's author, and its licensed IP with the share of the policy version each
-    licence recorded (not the IP's current policy)."""
+def post_split_facts(*, post_ids: Iterable[int]) -> dict[int, dict]:
+    """What `split_revenue` needs to know about each of these posts, in one query: its creator,
+    cameo owners, the remixed post's author, and its licensed IP with the share of the policy version
+    each licence recorded (not the IP's current policy). Posts that do not exist are left out."""
+    wanted = sorted(set(post_ids))
+    if not wanted:
+        return {}
     with connection.cursor() as cursor:
-        cursor.execute(POST_PARTIES_SQL, [post_id])
-        row = cursor.fetchone()
-    if row is None:
-        raise NotFound("No such post.", details={"post_id": str(post_id)})
-    creator_id, cameo_owner_ids, remix_source_id, ip_ids, holder_ids, shares = row
+        cursor.execute(POST_PARTIES_SQL, [json.dumps(wanted)])
+        rows = _named_rows(cursor)
     return {
-        "ip_shares": [
-            IpShare(ip_id=ip_id, rights_holder_id=holder_id, bps=bps)
-            for ip_id, holder_id, bps in zip(ip_ids, holder_ids, shares, strict=True)
-        ],
-        "cameo_owner_ids": list(cameo_owner_ids or []),
-        "remix_source_id": remix_source_id,
-        "creator_id": creator_id,
+        row["post_id"]: {
+            "ip_shares": [IpShare(**share) for share in row["ip_shares"] or []],
+            "cameo_owner_ids": list(row["cameo_owner_ids"] or []),
+            "remix_source_id": row["remix_source_id"],
+            "creator_id": row["creator_id"],
+        }
+        for row in rows
     }
+
+
+def _named_rows(cursor) -> list[dict]:
+    names = [column.name for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    """A revenue event as received (`POST /revenue/events`, or one item of a batch)."""
+
+    event_id: str
+    post_id: int
+    amount_minor: int
+    currency: str
+    kind: str
+    reverses_event_id: str | None = None
+    occurred_at: datetime | None = None
+
+    def content(self) -> tuple:
+        """What a replay of the event must repeat (the time it happened is not part of it)."""
+        return (self.post_id, self.amount_minor, self.currency, self.kind, self.reverses_event_id)
 
 
 @dataclass
 class RecordedEvent:
-    event: RevenueEvent
+    """An event as recorded, with its splits; `created` False for a replay."""
+
+    booked: _Booked = field(repr=False)
     splits: list[Split]
-    created: bool = field(default=True)
+    created: bool = True
 
+    @property
+    def event_id(self) -> str:
+        return self.booked.request.event_id
 
-def _same_request(event: RevenueEvent, *, post_id, amount_minor, currency, kind, reverses_event_id) -> bool:
-    original_id = event.reverses.event_id if event.reverses_id else None
-    return (
-        event.post_id == post_id
-        and event.amount_minor == amount_minor
-        and event.currency == currency
-        and event.kind == kind
-        and original_id == reverses_event_id
-    )
+    @cached_property
+    def event(self) -> RevenueEvent:
+        """The event's row (built when asked for: a batch's answer needs only the id)."""
+        return self.booked.model()
 
 
 Line = tuple[Party | None, str, int, int | None]  # (party, or None for the source; role; amount; ip_id)
 
 
-def _posted_lines(event: RevenueEvent) -> list[Line]:
-    """The postings of an event's entry as lines, in the order they were written."""
-    rows = (
-        Posting.objects.filter(entry__event=event)
-        .order_by("position")
-        .values_list("role", "account__owner_id", "ip_id", "amount_minor")
-    )
-    return [
-        (
-            None
-            if role == SplitRole.SOURCE
-            else Party(role, None if role == SplitRole.PLATFORM else owner_id, ip_id),
-            role,
-            amount,
-            ip_id,
+def _posted_line(*, role: str, owner_id: int, ip_id: int | None, amount: int) -> Line:
+    if role == SplitRole.SOURCE:
+        return (None, role, amount, ip_id)
+    return (Party(role, None if role == SplitRole.PLATFORM else owner_id, ip_id), role, amount, ip_id)
+
+
+def _splits(lines: list[Line]) -> list[Split]:
+    return [Split(party=party, amount_minor=amount) for party, _, amount, _ in lines if party]
+
+
+def _normalised(request: EventRequest) -> EventRequest:
+    """The request with its currency in capitals and a refund's amount negative; an ApiError (400,
+    or 422 `invalid_refund`) when it cannot be an event whatever the books hold."""
+    if not is_currency(request.currency):
+        raise ApiError(
+            "The currency is not an ISO 4217 code of money.",
+            details={"currency": ["Not an ISO 4217 currency code."]},
         )
-        for role, owner_id, ip_id, amount in rows
+    amount_minor = request.amount_minor
+    if request.kind == EventKind.REFUND:
+        if not request.reverses_event_id:
+            raise RuleRefusal("A refund names the event it reverses.", code="invalid_refund")
+        if amount_minor == 0:
+            raise ApiError("The amount must not be zero.", details={"amount_minor": ["Must not be zero."]})
+        amount_minor = -abs(amount_minor)
+    elif request.reverses_event_id:
+        raise RuleRefusal("Only a refund may reverse an event.", code="invalid_refund")
+    elif amount_minor <= 0:
+        raise ApiError("The amount must be positive.", details={"amount_minor": ["Must be positive."]})
+    return EventRequest(  # not dataclasses.replace, which costs more than the rest of this function
+        event_id=request.event_id,
+        post_id=request.post_id,
+        amount_minor=amount_minor,
+        currency=request.currency.upper(),
+        kind=request.kind,
+        reverses_event_id=request.reverses_event_id,
+        occurred_at=request.occurred_at,
+    )
+
+
+@dataclass
+class _Booked:
+    """An event as a batch sees it: recorded before (read from the database) or new in this batch."""
+
+    request: EventRequest  # normalised
+    lines: list[Line]
+    created_at: datetime
+    pk: int | None = None  # of a new event: None until its ids are allocated
+    reverses_pk: int | None = None
+    refunded_by: str | None = None
+    new: bool = False
+    entry_pk: int | None = None
+
+    def model(self) -> RevenueEvent:
+        request = self.request
+        event = RevenueEvent(
+            pk=self.pk,
+            event_id=request.event_id,
+            post_id=request.post_id,
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+            kind=request.kind,
+            reverses_id=self.reverses_pk,
+            created_at=self.created_at,
+        )
+        event._state.adding = False
+        return event
+
+
+# Shaped as POST_PARTIES_SQL (see there).
+RECORDED_EVENTS_SQL = """
+SELECT event.id, event.event_id, event.post_id, event.amount_minor, event.currency, event.kind,
+       event.reverses_id, event.created_at,
+       (SELECT original.event_id FROM remix_revenueevent original WHERE original.id = event.reverses_id)
+           AS reverses_event_id,
+       (SELECT refund.event_id FROM remix_revenueevent refund WHERE refund.reverses_id = event.id) AS refunded_by,
+       (SELECT json_agg(json_build_object('role', posting.role, 'owner_id', account.owner_id,
+                                          'ip_id', posting.ip_id, 'amount', posting.amount_minor)
+                        ORDER BY posting.position)
+          FROM remix_journalentry entry
+          JOIN remix_posting posting ON posting.entry_id = entry.id
+          JOIN remix_ledgeraccount account ON account.id = posting.account_id
+         WHERE entry.event_id = event.id) AS lines
+  FROM jsonb_array_elements_text(%s::jsonb) AS wanted(event_id)
+  JOIN remix_revenueevent event ON event.event_id = wanted.event_id
+"""
+
+
+def _recorded_events(*, event_ids: Iterable[str]) -> dict[str, _Booked]:
+    """The events already recorded under these ids, with their postings and refunds, in one query."""
+    wanted = sorted(set(event_ids))
+    booked: dict[str, _Booked] = {}
+    if not wanted:
+        return booked
+    with connection.cursor() as cursor:
+        cursor.execute(RECORDED_EVENTS_SQL, [json.dumps(wanted)])
+        rows = _named_rows(cursor)
+    for row in rows:
+        fields = {name: row[name] for name in ("event_id", "post_id", "amount_minor", "currency", "kind")}
+        booked[row["event_id"]] = _Booked(
+            request=EventRequest(reverses_event_id=row["reverses_event_id"], **fields),
+            lines=[_posted_line(**line) for line in row["lines"] or []],
+            created_at=row["created_at"],
+            pk=row["id"],
+            reverses_pk=row["reverses_id"],
+            refunded_by=row["refunded_by"],
+        )
+    return booked
+
+
+def _decide(
+    request: EventRequest,
+    *,
+    booked: dict[str, _Booked],
+    facts: dict[int, dict],
+    rates: SplitRates,
+    now: datetime,
+) -> RecordedEvent | ApiError:
+    """What recording `request` does after the events in `booked`, as `POST /revenue/events` would
+    answer it: a replay (200 or 409), a new event (added to `booked`), or a refusal."""
+    original = None
+    if request.reverses_event_id:
+        original = booked.get(request.reverses_event_id)
+        if original is None:
+            return NotFound(
+                "The event to reverse does not exist.", details={"reverses": request.reverses_event_id}
+            )
+    existing = booked.get(request.event_id)
+    if existing is not None:
+        if existing.request.content() != request.content():
+            return Conflict(
+                "Another event was recorded under this event_id.",
+                code="event_id_conflict",
+                details={"event_id": request.event_id},
+            )
+        return RecordedEvent(existing, _splits(existing.lines), created=False)
+    if original is not None and original.refunded_by is not None:
+        return Conflict(
+            "This event was already refunded.",
+            code="already_refunded",
+            details={"reverses": original.request.event_id},
+        )
+    try:
+        if original is not None:
+            lines = _refund_lines(original, request)
+            splits = _splits(lines)
+        else:
+            splits, lines = _split_lines(request, facts=facts, rates=rates)
+    except ApiError as refusal:
+        return refusal
+    new = _Booked(request, lines, created_at=request.occurred_at or now, new=True)
+    booked[request.event_id] = new
+    if original is not None:
+        original.refunded_by = request.event_id
+    return RecordedEvent(new, splits, created=True)
+
+
+def _split_lines(
+    request: EventRequest, *, facts: dict[int, dict], rates: SplitRates
+) -> tuple[list[Split], list[Line]]:
+    """A new event's splits, and its entry: the whole amount out of the source, each split to its party."""
+    post = facts.get(request.post_id)
+    if post is None:
+        raise NotFound("No such post.", details={"post_id": str(request.post_id)})
+    splits = split_revenue(amount_minor=request.amount_minor, rates=rates, **post)
+    lines: list[Line] = [(None, SplitRole.SOURCE, -request.amount_minor, None)]
+    lines += [
+        (split.party, ROLE_BY_PARTY_TYPE[split.party.type], split.amount_minor, split.party.ip_id)
+        for split in splits
+    ]
+    return splits, lines
+
+
+def _refund_lines(original: _Booked, request: EventRequest) -> list[Line]:
+    """A refund mirrors the whole original entry, posting for posting."""
+    if original.request.kind == EventKind.REFUND:
+        raise RuleRefusal("A refund cannot be reversed.", code="invalid_refund")
+    mismatched = {}
+    if original.request.post_id != request.post_id:
+        mismatched["post_id"] = str(original.request.post_id)
+    if original.request.currency != request.currency:
+        mismatched["currency"] = original.request.currency
+    if original.request.amount_minor != -request.amount_minor:
+        mismatched["amount_minor"] = original.request.amount_minor
+    if mismatched:
+        raise RuleRefusal(
+            "A refund mirrors the whole original event.", code="refund_mismatch", details=mismatched
+        )
+    return [(party, role, -amount, ip_id) for party, role, amount, ip_id in original.lines]
+
+
+ALLOCATE_IDS_SQL = """
+WITH sequences AS (
+    SELECT pg_get_serial_sequence('remix_revenueevent', 'id')::regclass AS events,
+           pg_get_serial_sequence('remix_journalentry', 'id')::regclass AS entries
+)
+SELECT nextval(sequences.events) AS event_pk, nextval(sequences.entries) AS entry_pk
+  FROM sequences, generate_series(1, %s)
+"""
+# The rows WRITE_EVENTS_SQL reads, each sent as a JSON array of these columns in this order (arrays
+# cost less than objects to encode here and to parse in PostgreSQL: bench/README.md).
+EVENT_COLUMNS = {
+    "id": "bigint",
+    "entry_id": "bigint",
+    "event_id": "varchar",
+    "post_id": "bigint",
+    "amount_minor": "bigint",
+    "currency": "varchar",
+    "kind": "varchar",
+    "reverses_id": "bigint",
+    "created_at": "timestamptz",
+}
+POSTING_COLUMNS = {
+    "entry_id": "bigint",
+    "account_id": "bigint",
+    "amount_minor": "bigint",
+    "currency": "varchar",
+    "role": "varchar",
+    "position": "smallint",
+    "post_id": "bigint",
+    "ip_id": "bigint",
+    "created_at": "timestamptz",
+}
+
+
+def _json_rows(parameter: str, columns: dict[str, str]) -> str:
+    fields = ", ".join(
+        f"(item->>{index})::{sql_type} AS {name}" for index, (name, sql_type) in enumerate(columns.items())
+    )
+    return f"SELECT {fields} FROM jsonb_array_elements(%({parameter})s::jsonb) AS item"
+
+
+WRITE_EVENTS_SQL = f"""
+WITH incoming AS ({_json_rows("events", EVENT_COLUMNS)}),
+events AS (
+    INSERT INTO remix_revenueevent (id, event_id, post_id, amount_minor, currency, kind, reverses_id, created_at)
+    SELECT id, event_id, post_id, amount_minor, currency, kind, reverses_id, created_at
+      FROM incoming
+     ORDER BY event_id
+    ON CONFLICT DO NOTHING
+    RETURNING id
+),
+entries AS (
+    INSERT INTO remix_journalentry (id, event_id, created_at) SELECT entry_id, id, created_at FROM incoming
+),
+postings AS (
+    INSERT INTO remix_posting ({", ".join(POSTING_COLUMNS)})
+    {_json_rows("lines", POSTING_COLUMNS)}
+)
+SELECT count(*) FROM events
+"""
+
+
+def _write_new(booked: dict[str, _Booked]) -> bool:
+    """Write the new events of `booked`, their entries and postings in one statement, after one that
+    creates missing accounts and one that takes their ids from the sequences (so that a refund can
+    name an original of the same batch, and no row has to be matched to another by a join). The
+    rows go as JSON arrays, which cost less to send than PostgreSQL arrays.
+
+    False, and the caller rolls back, when a concurrent transaction recorded one of these event ids,
+    or refunded one of these originals, first: the unique indexes make the insert wait for it and
+    skip the row (the entries and postings written for it fail no check before the rollback: foreign
+    keys are checked at commit). The database checks that each entry balances (migration 0003)."""
+    new = [item for item in booked.values() if item.new]
+    if not new:
+        return True
+    keys = {(AccountOwner.EXTERNAL, 0, item.request.currency) for item in new}
+    keys |= {account_key(party, item.request.currency) for item in new for party, *_ in item.lines if party}
+    account_ids = accounts_for(keys)
+    with connection.cursor() as cursor:
+        cursor.execute(ALLOCATE_IDS_SQL, [len(new)])
+        for item, (event_pk, entry_pk) in zip(new, cursor.fetchall(), strict=True):
+            item.pk, item.entry_pk = event_pk, entry_pk
+        for item in new:
+            if item.request.reverses_event_id:
+                item.reverses_pk = booked[item.request.reverses_event_id].pk
+        times = {item.created_at: item.created_at.isoformat() for item in new}
+        events = [_event_row(item, times) for item in new]
+        lines = [line for item in new for line in _line_rows(item, account_ids, times)]
+        cursor.execute(WRITE_EVENTS_SQL, {"events": json.dumps(events), "lines": json.dumps(lines)})
+        (written,) = cursor.fetchone()
+    return written == len(new)
+
+
+def _event_row(item: _Booked, times: dict[datetime, str]) -> list:
+    """The event's row in EVENT_COLUMNS' order."""
+    request = item.request
+    return [
+        item.pk,
+        item.entry_pk,
+        request.event_id,
+        request.post_id,
+        request.amount_minor,
+        request.currency,
+        request.kind,
+        item.reverses_pk,
+        times[item.created_at],
     ]
 
 
-def splits_of(event: RevenueEvent) -> list[Split]:
-    return [Split(party=party, amount_minor=amount) for party, _, amount, _ in _posted_lines(event) if party]
+def _line_rows(
+    item: _Booked, account_ids: dict[tuple[str, int, str], int], times: dict[datetime, str]
+) -> list[list]:
+    """The event's postings, each in POSTING_COLUMNS' order."""
+    currency, post_id = item.request.currency, item.request.post_id
+    source = account_ids[(AccountOwner.EXTERNAL, 0, currency)]
+    created_at = times[item.created_at]
+    return [
+        [
+            item.entry_pk,
+            account_ids[account_key(party, currency)] if party else source,
+            amount,
+            currency,
+            str(role),
+            position,
+            post_id,
+            ip_id,
+            created_at,
+        ]
+        for position, (party, role, amount, ip_id) in enumerate(item.lines)
+    ]
 
 
-def _replay(existing: RevenueEvent, **request) -> RecordedEvent:
-    if not _same_request(existing, **request):
-        raise Conflict(
-            "Another event was recorded under this event_id.",
-            code="event_id_conflict",
-            details={"event_id": existing.event_id},
-        )
-    return RecordedEvent(event=existing, splits=splits_of(existing), created=False)
+class _Overtaken(Exception):
+    """A concurrent transaction recorded one of the batch's events first."""
 
 
-WRITE_ENTRY_SQL = """
-WITH entry AS (
-    INSERT INTO remix_journalentry (event_id, created_at) VALUES (%s, %s) RETURNING id
-)
-INSERT INTO remix_posting (entry_id, account_id, amount_minor, currency, role, position, post_id, ip_id, created_at)
-SELECT entry.id, line.account_id, line.amount_minor, %s, line.role, line.position, %s, line.ip_id, %s
-  FROM entry, (VALUES {values}) AS line(account_id, amount_minor, role, position, ip_id)
-"""
-LINE_VALUES = "(%s::bigint, %s::bigint, %s::varchar, %s::smallint, %s::bigint)"
+def record_revenue_events(
+    *, events: Sequence[EventRequest], rates: SplitRates | None = None
+) -> list[RecordedEvent | ApiError]:
+    """Record revenue events, in order, each exactly as `record_revenue_event` would record it alone
+    after the ones before it: for each, its RecordedEvent (`created` False for a replay) or the
+    ApiError the single event would raise. A refused event records nothing and refuses no other.
+
+    One transaction and at most five statements, whatever the number of events: the events already
+    recorded under the batch's ids (and the originals its refunds name) with their postings; the
+    posts' split facts; the accounts; the new rows' ids; one statement writing every new event,
+    entry and posting. When a concurrent writer records one of the ids between the read and the
+    write (the unique indexes make the insert wait for it, then skip the row), the transaction is
+    rolled back and the batch decided again on what is now recorded; each such round sees at least
+    one more of the batch's ids recorded by others, so the rounds are bounded."""
+    rates = rates or SplitRates.from_settings()
+    requests: list[EventRequest | ApiError] = []
+    for event in events:
+        try:
+            requests.append(_normalised(event))
+        except ApiError as refusal:
+            requests.append(refusal)
+    valid = [request for request in requests if isinstance(request, EventRequest)]
+    if not valid:
+        return requests
+    ids = {request.event_id for request in valid} | {
+        r.reverses_event_id for r in valid if r.reverses_event_id
+    }
+    for _ in range(2 * len(ids) + 2):  # each round learns an event or a refund recorded by another writer
+        try:
+            with transaction.atomic():
+                outcomes, booked = _decide_all(requests, event_ids=ids, rates=rates)
+                if _write_new(booked):
+                    return outcomes
+                raise _Overtaken
+        except _Overtaken:
+            continue
+        except OperationalError as error:
+            # Two batches that name the same events in another order can deadlock; one of them is
+            # rolled back by PostgreSQL and decides again.
+            if not isinstance(error.__cause__, DeadlockDetected):
+                raise
+    raise RuntimeError("revenue events kept being recorded concurrently")
 
 
-def _write_entry(*, event: RevenueEvent, lines: list[Line]) -> None:
-    """Write the entry and its postings in one statement. The database checks the sum again at commit."""
-    if sum(amount for _, _, amount, _ in lines) != 0:
-        raise ValueError("a journal entry must sum to zero")
-    source_key = (AccountOwner.EXTERNAL, 0, event.currency)
-    keys = {source_key} | {account_key(party, event.currency) for party, _, _, _ in lines if party}
-    account_ids = accounts_for(keys)
-    values = []
-    for position, (party, role, amount, ip_id) in enumerate(lines):
-        account_id = account_ids[account_key(party, event.currency) if party else source_key]
-        values += [account_id, amount, str(role), position, ip_id]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            WRITE_ENTRY_SQL.format(values=", ".join([LINE_VALUES] * len(lines))),
-            [event.pk, event.created_at, event.currency, event.post_id, event.created_at, *values],
-        )
+def _decide_all(
+    requests: list[EventRequest | ApiError], *, event_ids: set[str], rates: SplitRates
+) -> tuple[list[RecordedEvent | ApiError], dict[str, _Booked]]:
+    """Each request's outcome, in order, over what is recorded now; `booked` then holds the new events."""
+    booked = _recorded_events(event_ids=event_ids)
+    facts = post_split_facts(
+        post_ids=[
+            request.post_id
+            for request in requests
+            if isinstance(request, EventRequest)
+            and not request.reverses_event_id
+            and request.event_id not in booked
+        ]
+    )
+    now = timezone.now()
+    outcomes = [
+        request
+        if isinstance(request, ApiError)
+        else _decide(request, booked=booked, facts=facts, rates=rates, now=now)
+        for request in requests
+    ]
+    return outcomes, booked
 
 
 def record_revenue_event(
@@ -338,136 +726,27 @@ def record_revenue_event(
     rates: SplitRates | None = None,
     occurred_at: datetime | None = None,
 ) -> RecordedEvent:
-    """Record a revenue event once and return its splits.
+    """Record a revenue event once and return its splits (a batch of one).
 
     The same `event_id` with the same content returns the first result (`created` False); with other
     content it is a 409. A refund (`kind` "refund", `reverses_event_id` set) mirrors the original
     entry posting for posting; its amount is the original's, given with either sign and stored
     negative. Concurrent duplicates are serialised by the unique index on `event_id`: the second
-    insert waits for the first transaction and then reads its result.
+    insert waits for the first transaction, and the second request then reads its result.
     """
-    if not is_currency(currency):
-        raise ApiError(
-            "The currency is not an ISO 4217 code of money.",
-            details={"currency": ["Not an ISO 4217 currency code."]},
-        )
-    currency = currency.upper()
-    if kind == EventKind.REFUND:
-        if not reverses_event_id:
-            raise RuleRefusal("A refund names the event it reverses.", code="invalid_refund")
-        if amount_minor == 0:
-            raise ApiError("The amount must not be zero.", details={"amount_minor": ["Must not be zero."]})
-        amount_minor = -abs(amount_minor)
-    elif reverses_event_id:
-        raise RuleRefusal("Only a refund may reverse an event.", code="invalid_refund")
-    elif amount_minor <= 0:
-        raise ApiError("The amount must be positive.", details={"amount_minor": ["Must be positive."]})
-    request = {
-        "post_id": post_id,
-        "amount_minor": amount_minor,
-        "currency": currency,
-        "kind": kind,
-        "reverses_event_id": reverses_event_id,
-    }
-    with transaction.atomic():
-        original = None
-        if reverses_event_id:
-            original = RevenueEvent.objects.filter(event_id=reverses_event_id).first()
-            if original is None:
-                raise NotFound(
-                    "The event to reverse does not exist.", details={"reverses": reverses_event_id}
-                )
-        event = _insert_event(
-            event_id=event_id,
-            post_id=post_id,
-            amount_minor=amount_minor,
-            currency=currency,
-            kind=kind,
-            reverses=original,
-            created_at=occurred_at,
-        )
-        if event is None:
-            # Recorded before, or by a concurrent request that has committed by now (the insert
-            # waited for it); or, for a refund, the original was refunded under another id.
-            existing = RevenueEvent.objects.select_related("reverses").filter(event_id=event_id).first()
-            if existing is not None:
-                return _replay(existing, **request)
-            raise Conflict(
-                "This event was already refunded.",
-                code="already_refunded",
-                details={"reverses": reverses_event_id},
-            )
-        if original is not None:
-            _check_refund_matches(original, post_id=post_id, amount_minor=amount_minor, currency=currency)
-            mirrored = [
-                (party, role, -amount, ip_id) for party, role, amount, ip_id in _posted_lines(original)
-            ]
-            _write_entry(event=event, lines=mirrored)
-            splits = [Split(party=party, amount_minor=amount) for party, _, amount, _ in mirrored if party]
-        else:
-            splits = split_revenue(
-                amount_minor=amount_minor,
-                rates=rates or SplitRates.from_settings(),
-                **post_split_inputs(post_id=post_id),
-            )
-            lines = [(None, SplitRole.SOURCE, -amount_minor, None)]
-            lines += [
-                (split.party, ROLE_BY_PARTY_TYPE[split.party.type], split.amount_minor, split.party.ip_id)
-                for split in splits
-            ]
-            _write_entry(event=event, lines=lines)
-    return RecordedEvent(event=event, splits=splits, created=True)
-
-
-INSERT_EVENT_SQL = """
-INSERT INTO remix_revenueevent (event_id, post_id, amount_minor, currency, kind, reverses_id, created_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
-
-
-def _insert_event(
-    *, created_at: datetime | None, reverses: RevenueEvent | None, **fields
-) -> RevenueEvent | None:
-    """Insert the event row unless one with this event_id (or a refund of the same original)
-    exists; None then. One statement, no savepoint: the unique indexes decide."""
-    event = RevenueEvent(created_at=created_at or timezone.now(), reverses=reverses, **fields)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            INSERT_EVENT_SQL,
-            [
-                event.event_id,
-                event.post_id,
-                event.amount_minor,
-                event.currency,
-                event.kind,
-                reverses.pk if reverses else None,
-                event.created_at,
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    event.pk = row[0]
-    event._state.adding = False
-    return event
-
-
-def _check_refund_matches(original: RevenueEvent, *, post_id: int, amount_minor: int, currency: str) -> None:
-    if original.kind == EventKind.REFUND:
-        raise RuleRefusal("A refund cannot be reversed.", code="invalid_refund")
-    mismatched = {}
-    if original.post_id != post_id:
-        mismatched["post_id"] = str(original.post_id)
-    if original.currency != currency:
-        mismatched["currency"] = original.currency
-    if original.amount_minor != -amount_minor:
-        mismatched["amount_minor"] = original.amount_minor
-    if mismatched:
-        raise RuleRefusal(
-            "A refund mirrors the whole original event.", code="refund_mismatch", details=mismatched
-        )
+    request = EventRequest(
+        event_id=event_id,
+        post_id=post_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        kind=kind,
+        reverses_event_id=reverses_event_id,
+        occurred_at=occurred_at,
+    )
+    [outcome] = record_revenue_events(events=[request], rates=rates)
+    if isinstance(outcome, ApiError):
+        raise outcome
+    return outcome
 
 
 # ---- reading the books ----

@@ -1,9 +1,9 @@
 """Rights holders, their IP with versioned policies, licences, and the revenue ledger.
 
-The ledger tables are append-only: a journal entry's postings sum to zero per currency, checked by a
-deferred constraint trigger at commit (migration 0002), and postings can be neither updated nor
-deleted. Ledger rows keep plain ids of posts and people (no foreign keys), so deleting an account or
-a post never rewrites the books.
+The ledger tables are append-only: a journal entry's postings sum to zero per currency, checked for
+the postings of each INSERT statement (migration 0003), and postings can be neither updated nor
+deleted (0002). Ledger rows keep plain ids of posts and people (no foreign keys), so deleting an
+account or a post never rewrites the books.
 """
 
 from django.conf import settings
@@ -182,6 +182,8 @@ class RevenueEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
+        # Granted by an operator to a service account (the ad server) that is not staff.
+        permissions = [("record_revenue_events", "Can record revenue events through the API")]
         constraints = [
             models.CheckConstraint(
                 condition=(models.Q(kind="refund", reverses__isnull=False, amount_minor__lt=0))

@@ -1,6 +1,9 @@
+from dataclasses import dataclass
+from typing import Any
+
 from rest_framework import serializers
 
-from core.serializers import IdField, StrictSerializer
+from core.serializers import ErrorDetailSerializer, IdField, StrictSerializer
 from remix.models import MAX_REVENUE_SHARE_BPS, EventKind, MemberRole, PolicyStatus
 from social.api.serializers import PostSerializer, UserSummarySerializer
 
@@ -135,6 +138,59 @@ class SplitSerializer(serializers.Serializer):
 class RevenueEventResponseSerializer(serializers.Serializer):
     event_id = serializers.CharField()
     splits = SplitSerializer(many=True)
+
+
+MAX_BATCH_EVENTS = 1000
+
+
+@dataclass(frozen=True)
+class InvalidItem:
+    raw: Any
+    error: serializers.ValidationError
+
+
+class EachItemOnItsOwnListField(serializers.ListField):
+    """A list whose items are validated one by one: each becomes its validated data or an
+    InvalidItem, so that one malformed item does not refuse the others."""
+
+    def run_child_validation(self, data):
+        items = []
+        for item in data:
+            try:
+                items.append(self.child.run_validation(item))
+            except serializers.ValidationError as error:
+                items.append(InvalidItem(raw=item, error=error))
+        return items
+
+
+class RevenueEventBatchRequestSerializer(StrictSerializer):
+    """Revenue events recorded in one request, each as by POST /revenue/events."""
+
+    events = EachItemOnItsOwnListField(
+        child=RevenueEventRequestSerializer(),
+        min_length=1,
+        max_length=MAX_BATCH_EVENTS,
+        help_text=f"1 to {MAX_BATCH_EVENTS} events; more is a 400 `invalid` for the whole batch. "
+        "A malformed event gets its own 400 result.",
+    )
+
+
+class RevenueEventResultSerializer(serializers.Serializer):
+    event_id = serializers.CharField(
+        allow_null=True, help_text="null when the item has no event_id that is a string"
+    )
+    status = serializers.ChoiceField(
+        choices=[201, 200, 409, 400],
+        help_text="201 recorded; 200 a replay (same splits as first recorded); 409 `event_id_conflict` "
+        "or `already_refunded`; 400 refused on its own (`invalid`, `not_found`, `invalid_refund`, "
+        "`refund_mismatch`: the codes POST /revenue/events gives)",
+    )
+    splits = SplitSerializer(many=True, required=False, help_text="with 201 and 200")
+    error = ErrorDetailSerializer(required=False, help_text="with 409 and 400")
+
+
+class RevenueEventBatchResponseSerializer(serializers.Serializer):
+    results = RevenueEventResultSerializer(many=True, help_text="one per event, in request order")
 
 
 class CurrencyAmountSerializer(serializers.Serializer):

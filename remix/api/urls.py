@@ -23,6 +23,7 @@ urlpatterns = [
     path("ip/<str:ip_id>", views.IpDetailView.as_view(), name="ip-detail"),
     path("ip/<str:ip_id>/usage", views.IpUsageView.as_view(), name="ip-usage"),
     path("revenue/events", views.RevenueEventView.as_view(), name="revenue-events"),
+    path("revenue/events/batch", views.RevenueEventBatchView.as_view(), name="revenue-events-batch"),
     path("revenue/check", views.BooksCheckView.as_view(), name="revenue-check"),
     path("me/earnings", views.MyEarningsView.as_view(), name="my-earnings"),
     path("posts/<str:post_id>/remixes", views.PostRemixesView.as_view(), name="post-remixes"),

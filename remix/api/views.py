@@ -1,5 +1,6 @@
 import csv
 import io
+from dataclasses import asdict
 from datetime import UTC, datetime, time, timedelta
 
 from django.utils import timezone
@@ -7,16 +8,19 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.schema import CURSOR_PAGE_PARAMETERS
-from core.errors import ApiError
+from core.errors import ApiError, error_body
 from core.pagination import page_response_data, request_page
+from core.serializers import ErrorSerializer
 from remix import ledger, selectors, services
 from remix.api import serializers as s
+from remix.api.permissions import RecordsRevenueEvents
 from social.api.serializers import PostPageSerializer, post_page_data
 from social.selectors import get_visible_post
 
@@ -216,30 +220,89 @@ class IpUsageView(APIView):
 # ---- revenue ----
 
 
+def event_request(fields: dict) -> ledger.EventRequest:
+    return ledger.EventRequest(
+        event_id=fields["event_id"],
+        post_id=fields["post_id"],
+        amount_minor=fields["amount_minor"],
+        currency=fields["currency"],
+        kind=fields["kind"],
+        reverses_event_id=fields.get("reverses"),
+    )
+
+
+def recorded_payload(recorded: ledger.RecordedEvent) -> dict:
+    return {"event_id": recorded.event_id, "splits": [split_payload(x) for x in recorded.splits]}
+
+
+def batch_result(item, outcome: ledger.RecordedEvent | ApiError | None) -> dict:
+    """One event's result in a batch: its single request's answer, with 404 and 422 given as 400."""
+    if isinstance(item, s.InvalidItem):
+        raw_id = item.raw.get("event_id") if isinstance(item.raw, dict) else None
+        return {
+            "event_id": raw_id if isinstance(raw_id, str) else None,
+            "status": 400,
+            "error": error_body("invalid", "The event is not valid.", item.error.detail)["error"],
+        }
+    if isinstance(outcome, ApiError):
+        return {
+            "event_id": item["event_id"],
+            "status": 409 if outcome.status_code == 409 else 400,
+            "error": error_body(outcome.code, outcome.message, outcome.details)["error"],
+        }
+    return {"status": 201 if outcome.created else 200, **recorded_payload(outcome)}
+
+
 class RevenueEventView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [RecordsRevenueEvents]
 
     @extend_schema(
         request=s.RevenueEventRequestSerializer,
         responses={
             201: s.RevenueEventResponseSerializer,
             200: OpenApiResponse(s.RevenueEventResponseSerializer, description="a replay of the same event"),
+            **{code: ErrorSerializer for code in (400, 401, 403, 404, 409, 422)},
         },
     )
     def post(self, request):
         data = s.RevenueEventRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        fields = data.validated_data
-        recorded = ledger.record_revenue_event(
-            event_id=fields["event_id"],
-            post_id=fields["post_id"],
-            amount_minor=fields["amount_minor"],
-            currency=fields["currency"],
-            kind=fields["kind"],
-            reverses_event_id=fields.get("reverses"),
+        recorded = ledger.record_revenue_event(**asdict(event_request(data.validated_data)))
+        return Response(
+            recorded_payload(recorded),
+            status=status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,
         )
-        body = {"event_id": recorded.event.event_id, "splits": [split_payload(x) for x in recorded.splits]}
-        return Response(body, status=status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK)
+
+
+class RevenueEventBatchView(APIView):
+    permission_classes = [RecordsRevenueEvents]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=s.RevenueEventBatchRequestSerializer,
+        responses={
+            200: OpenApiResponse(
+                s.RevenueEventBatchResponseSerializer,
+                description="a result per event, in request order; each event is recorded, replayed "
+                "or refused exactly as by POST /revenue/events, after the events before it",
+            ),
+            400: OpenApiResponse(ErrorSerializer, description="no `events` list, or more than 1,000"),
+            **{code: ErrorSerializer for code in (401, 403, 413, 415)},
+        },
+    )
+    def post(self, request):
+        data = s.RevenueEventBatchRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        items = data.validated_data["events"]
+        outcomes = iter(
+            ledger.record_revenue_events(
+                events=[event_request(item) for item in items if not isinstance(item, s.InvalidItem)]
+            )
+        )
+        results = [
+            batch_result(item, None if isinstance(item, s.InvalidItem) else next(outcomes)) for item in items
+        ]
+        return Response({"results": results})
 
 
 class BooksCheckView(APIView):

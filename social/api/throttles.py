@@ -8,6 +8,8 @@ addresses a guesser spreads over.
 
 from __future__ import annotations
 
+import hashlib
+
 from django.http import HttpResponse
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -33,7 +35,9 @@ class UsernameRateThrottle(SimpleRateThrottle):
         username = data.get("username") if hasattr(data, "get") else None
         if not isinstance(username, str) or not username.strip():
             return None
-        return self.cache_format % {"scope": self.scope, "ident": username.strip().casefold()[:150]}
+        # Hashed: a username may hold any character, a cache key should not.
+        ident = hashlib.sha256(username.strip().casefold().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 SIGN_IN_THROTTLES = (AuthRateThrottle, UsernameRateThrottle)
