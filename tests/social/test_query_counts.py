@@ -67,7 +67,8 @@ def test_for_you_first_page_reads_only_the_viewer_while_the_pools_are_kept(
     for index in range(3):
         follow_user(follower=other, followee=User.objects.get(username=f"writer{index}"))
     assert client_for(other).get(f"/api/v1/feed?tab=for_you&limit={limit}").status_code == 200
+    viewer_client = client_for(viewer)
     with django_assert_num_queries(3):  # user, the viewer, the page
-        response = client_for(viewer).get(f"/api/v1/feed?tab=for_you&limit={limit}")
+        response = viewer_client.get(f"/api/v1/feed?tab=for_you&limit={limit}")
     assert response.status_code == 200
     assert len(response.json()["results"]) == limit
