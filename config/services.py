@@ -1,10 +1,11 @@
 """Starts what the app needs and runs it: `python -m config.services run|test`.
 
 `run` (what `make run` calls) brings up an embedded PostgreSQL with pgvector and an embedded Redis in
-DATA_DIR unless DATABASE_URL / REDIS_URL are set, migrates, loads the demo, starts the ASGI server,
-a Celery worker for the `default` and `gpu` queues and the periodic jobs (`manage.py run_periodic`),
-and stops everything it started on Ctrl-C or SIGTERM. `test` (what `make test` calls) brings up the same services in their own data folder and
-runs pytest against them.
+DATA_DIR unless DATABASE_URL / REDIS_URL are set, migrates, loads the demo, starts the web server
+(HTTP and the websocket on one port, `web_server`), a Celery worker for the `default` and `gpu`
+queues and the periodic jobs (`manage.py run_periodic`), and stops everything it started on Ctrl-C
+or SIGTERM. `test` (what `make test` calls) brings up the same services in their own data folder
+and runs pytest against them.
 """
 
 from __future__ import annotations
@@ -152,6 +153,20 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR, check=True)
 
 
+def web_server(host: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command serving HTTP and the websocket on one port, and the settings it adds: granian
+    running `config.asgi` (HTTP through the WSGI app in one thread per process) with one worker per
+    core, up to 8 (each keeps two database connections: the embedded PostgreSQL allows 100), and
+    persistent database connections. On the way out a worker waits for its open websockets to
+    close; one still waiting after 5 s is killed (without a limit, it outlived everything else)."""
+    workers = min(os.cpu_count() or 1, 8)
+    command = [
+        PYTHON, "-m", "granian", "--interface", "asginl", "config.asgi:application",
+        "--workers", str(workers), "--host", host, "--port", str(port), "--workers-kill-timeout", "5",
+    ]  # fmt: skip
+    return command, {"DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE") or "60"}
+
+
 def run(argv: list[str]) -> int:
     data_dir = Path(os.environ.get("DATA_DIR", BASE_DIR / ".data")).resolve()
     port = int(os.environ.get("PORT", "8000"))
@@ -172,25 +187,8 @@ def run(argv: list[str]) -> int:
             manage(env, "check_services")
             manage(env, "migrate", "--noinput")
             manage(env, "seed_demo")
-            children.append(
-                subprocess.Popen(
-                    [
-                        PYTHON,
-                        "-m",
-                        "uvicorn",
-                        "config.asgi:application",
-                        "--host",
-                        host,
-                        "--port",
-                        str(port),
-                        "--no-access-log",
-                        "--lifespan",
-                        "off",
-                    ],
-                    env=env,
-                    cwd=BASE_DIR,
-                )
-            )
+            command, server_env = web_server(host, port)
+            children.append(subprocess.Popen(command, env={**env, **server_env}, cwd=BASE_DIR))
             children.append(
                 subprocess.Popen(
                     [
