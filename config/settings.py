@@ -140,11 +140,16 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_PREFIX", "rf-ws")},
+        # Each socket's consumer waits on Redis in blocking pops of 5 s; redis-py's default socket
+        # timeout is also 5 s, which closed every socket idle that long. Longer than the pop, so a
+        # Redis that stops answering still ends the wait.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "prefix": env_str("CHANNEL_PREFIX", "rf-ws"),
+        },
     }
 }
 # The longest a websocket push (core/realtime.py) may hold up the request or job that sends it.
-# No socket timeout on the layer itself: its consumers block on Redis for seconds by design.
 REALTIME_SEND_TIMEOUT_S = env_float("REALTIME_SEND_TIMEOUT_S", 0.5)
 
 AUTH_USER_MODEL = "social.User"
@@ -177,6 +182,16 @@ SERVE_MEDIA = env_bool("SERVE_MEDIA", DEBUG)
 # Media of drafts and removed posts are served only at signed URLs valid this long (seconds); on S3
 # every media URL is presigned for this long (core.storage.MediaS3Storage).
 MEDIA_URL_TTL_S = env_int("MEDIA_URL_TTL_S", 3600)
+# Data exports (social/exports.py): a ready export's ZIP is deleted this long after it was made
+# (its download URL is signed for MEDIA_URL_TTL_S at each read). A running export whose worker has
+# not reported for EXPORT_STALE_AFTER_S is taken again, or failed after EXPORT_MAX_ATTEMPTS; a
+# queued one no worker claimed EXPORT_REDISPATCH_AFTER_S after it was sent is sent again. The
+# periodic jobs (dispatch, reap, delete expired) run every EXPORT_PERIODIC_EVERY_S.
+EXPORT_TTL_S = env_int("EXPORT_TTL_S", 7 * 24 * 3600)
+EXPORT_STALE_AFTER_S = env_int("EXPORT_STALE_AFTER_S", 300)
+EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 3)
+EXPORT_REDISPATCH_AFTER_S = env_int("EXPORT_REDISPATCH_AFTER_S", 300)
+EXPORT_PERIODIC_EVERY_S = env_int("EXPORT_PERIODIC_EVERY_S", 10)
 
 # Biometric files (verification videos, face crops, reference faces) live in their own private
 # storage, never under MEDIA_URL: a folder outside MEDIA_ROOT, or a bucket without public access.
@@ -232,7 +247,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ErrorDocumentingSchema",
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_str("AUTH_THROTTLE_RATE", "20/min"),

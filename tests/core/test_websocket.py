@@ -125,3 +125,21 @@ async def test_a_socket_closes_when_its_account_is_deactivated_or_deleted(make_u
 
     await sync_to_async(end)()
     assert await _closed_with(communicator) == 4401
+
+
+async def test_an_idle_socket_stays_open_past_the_layers_blocking_wait(make_user):
+    """The layer waits on Redis in blocking pops of 5 s; a socket timeout no longer than that closed
+    every socket that had received nothing for a few seconds."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    user = await sync_to_async(make_user)("wsidle")
+    token = str(AccessToken.for_user(user))
+    communicator = WebsocketCommunicator(application, f"/ws/events?token={token}")
+    assert (await communicator.connect())[0]
+    await asyncio.sleep(12)
+    assert await communicator.receive_nothing(timeout=0.1)
+    await sync_to_async(send_now)(user.pk, {"type": "notification", "text": "still here"})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "notification", "text": "still here"}
+    await communicator.disconnect()
