@@ -36,9 +36,16 @@ async def send_all(send, messages: list[dict]) -> None:
         await send(message)
 
 
+class ClientDisconnected(OSError):
+    """The client went away before its body ended (Django reports an unreadable body); without
+    this, the part received would pass for the whole body."""
+
+
 class RequestBody(io.RawIOBase):
     """`wsgi.input`: the request body, received as the app reads it, so that a body refused from its
-    Content-Length (core.middleware) is never read."""
+    Content-Length (core.middleware) is never read, and one sent without a length is read no
+    further than the limit (core.middleware.SpoolBodyWithoutLength). It ends where the body ends
+    (`wsgi.input_terminated`)."""
 
     def __init__(self, receive):
         self.receive = receive
@@ -51,7 +58,9 @@ class RequestBody(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         while not self.pending and self.more:
-            message = self.receive_in_loop(self.receive)  # http.request, or http.disconnect
+            message = self.receive_in_loop(self.receive)
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected("the client disconnected before the end of its body")
             self.pending, self.more = memoryview(message.get("body", b"")), message.get("more_body", False)
         size = min(len(buffer), len(self.pending))
         buffer[:size], self.pending = self.pending[:size], self.pending[size:]
@@ -72,6 +81,7 @@ def wsgi_environ(scope: dict, body) -> dict:
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scope.get("scheme", "http"),
         "wsgi.input": body,
+        "wsgi.input_terminated": True,
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": False,
         "wsgi.multiprocess": True,

@@ -231,7 +231,8 @@ if _biometrics_exposed:
 
     raise ImproperlyConfigured("BIOMETRICS_ROOT / AWS_BIOMETRICS_BUCKET_NAME must be apart from the media.")
 
-# JSON bodies stay small; uploads stream to disk and are limited per endpoint.
+# JSON bodies stay small; uploads stream to disk and are limited per endpoint. No body is read
+# past MAX_REQUEST_BODY_BYTES, with or without Content-Length (core.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_JSON_BODY_BYTES", 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 25 * 1024 * 1024)
@@ -296,6 +297,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A new pool process loads the video models before it reports up (generation.tasks); Celery's
+# default of 4 s killed every replacement of a dead pool process while it loaded, in a loop.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 300.0)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 20 * 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 25 * 60)
 BROKER_CONNECT_TIMEOUT_S = env_float("BROKER_CONNECT_TIMEOUT_S", 1.0)

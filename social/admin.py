@@ -5,7 +5,7 @@ from django.utils.html import format_html
 
 from social import services
 from social.api.throttles import throttled_sign_in
-from social.models import Post, Report, User
+from social.models import DataExport, Post, Report, User
 
 # The admin's sign-in form is a way to guess passwords too: the API's limits apply to it.
 admin.site.login = throttled_sign_in(admin.site.login)
@@ -90,3 +90,27 @@ class ReportAdmin(admin.ModelAdmin):
     def dismiss(self, request, queryset):
         count = services.dismiss_reports(actor=request.user, reports=list(queryset))
         self.message_user(request, f"{count} report(s) dismissed.", messages.SUCCESS)
+
+
+@admin.register(DataExport)
+class DataExportAdmin(admin.ModelAdmin):
+    """Read-only, for watching exports (failed, stuck); the ZIP is its owner's alone, so neither
+    its file nor the token of its name is shown."""
+
+    list_display = ("id", "user", "status", "progress", "attempts", "created_at", "expires_at", "error_code")
+    list_filter = ("status",)
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+    exclude = ("file", "token")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in DataExport._meta.fields if field.name not in self.exclude]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

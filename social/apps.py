@@ -36,3 +36,17 @@ class SocialConfig(AppConfig):
         post_save.connect(
             end_sessions_of_inactive, sender=User, weak=False, dispatch_uid="social.end_sessions_of_inactive"
         )
+
+        from django.conf import settings
+
+        from core import periodic
+        from social import exports
+
+        # What the higher apps put in a data export (their `exports` modules), without naming them.
+        exports.discover_sections()
+        for name, run in (
+            ("social.exports.dispatch", exports.dispatch_exports),
+            ("social.exports.reap_stale", exports.reap_stale_exports),
+            ("social.exports.delete_expired", exports.delete_expired_exports),
+        ):
+            periodic.register(name, every_s=settings.EXPORT_PERIODIC_EVERY_S, run=run)

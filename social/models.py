@@ -271,3 +271,73 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.user_id}"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+
+
+EXPORT_IN_FLIGHT = (ExportStatus.QUEUED, ExportStatus.RUNNING)
+
+
+class DataExport(models.Model):
+    """One ZIP of everything a user made here (social/exports.py builds it), kept EXPORT_TTL_S.
+
+    A job like a generation: committed with its dispatch pending (`dispatched_at` null, the outbox),
+    claimed by a worker with an attempt count and a heartbeat, so a lost message is sent again and
+    a dead worker's export is taken again or failed. One export in flight per user (the database
+    says so). The ZIP lives in the media storage under an unguessable name and is reached only at
+    a signed URL that expires.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="data_exports")
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    # The random part of the ZIP's stored name: each attempt writes `exports/<user>/<token>-<n>.zip`.
+    token = models.CharField(max_length=32, unique=True)
+    file = models.FileField(max_length=300, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # When a ready export's file is deleted (finished_at + EXPORT_TTL_S).
+    expires_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_message = models.CharField(max_length=1000, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="export_user_recent_idx"),
+            models.Index(
+                fields=["dispatched_at", "id"], name="export_outbox_idx", condition=models.Q(status="queued")
+            ),
+            models.Index(
+                fields=["heartbeat_at"], name="export_running_idx", condition=models.Q(status="running")
+            ),
+            models.Index(fields=["expires_at"], name="export_ready_idx", condition=models.Q(status="ready")),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="export_one_in_flight_per_user",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "running", "ready", "failed", "expired"]),
+                name="export_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0) & models.Q(progress__lte=1), name="export_progress_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} of {self.user_id} ({self.status})"

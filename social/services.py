@@ -84,7 +84,9 @@ def delete_account(*, user: User) -> None:
             for pair in Post.objects.filter(author=locked).values_list("video", "poster")
             for name in pair
         ]
-        _delete_media_on_commit(*files)
+        from social.exports import stored_file_names_of
+
+        _delete_media_on_commit(*files, *stored_file_names_of(user_id=locked.pk))
         end_sessions(locked.pk)
         locked.delete()
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from social.api import views
+from social.api import exports, views
 
 urlpatterns = [
     path("auth/register", views.RegisterView.as_view(), name="register"),
@@ -8,6 +8,9 @@ urlpatterns = [
     path("auth/token/refresh", views.TokenRefreshView.as_view(), name="token-refresh"),
     path("auth/logout", views.LogoutView.as_view(), name="logout"),
     path("me", views.MeView.as_view(), name="me"),
+    path("me/export", exports.ExportRequestView.as_view(), name="me-export"),
+    path("me/exports", exports.ExportListView.as_view(), name="me-exports"),
+    path("me/exports/<str:export_id>", exports.ExportDetailView.as_view(), name="me-export-detail"),
     path("users/<str:username>", views.UserDetailView.as_view(), name="user-detail"),
     path("users/<str:username>/posts", views.UserPostsView.as_view(), name="user-posts"),
     path("users/<str:username>/follow", views.FollowView.as_view(), name="user-follow"),
