@@ -117,6 +117,10 @@ REDIS_URL = env_required(
     "REDIS_URL", "point it at Redis (redis://host:6379/0), or start the embedded one with `make run`."
 )
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# A worker whose acknowledgement met an unreachable Redis must go on taking messages.
+CELERY_BROKER_TRANSPORT = (
+    "core.broker_transport:Transport" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None
+)
 
 # The cache and the channel layer are optional at run time: a call that Redis does not answer in
 # time falls back (a cache miss, a dropped websocket event), and a circuit breaker then leaves that
