@@ -95,7 +95,13 @@ DATABASE_URL = env_required(
     "point it at PostgreSQL with the pgvector extension (postgresql://user:pass@host:5432/name), "
     "or start the embedded one with `make run`.",
 )
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# A kept connection (DB_CONN_MAX_AGE) is checked before each request reuses it, so one the database
+# closed (a restart) is replaced instead of failing that request.
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0), conn_health_checks=True
+    )
+}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     from django.core.exceptions import ImproperlyConfigured
 

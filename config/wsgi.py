@@ -16,7 +16,9 @@ from core.middleware import SpoolBodyWithoutLength  # noqa: E402 - once Django i
 # A body without Content-Length is read here, up to MAX_REQUEST_BODY_BYTES (core.middleware).
 application = SpoolBodyWithoutLength(django_application)
 
+from core import text_embeddings  # noqa: E402
 from core.startup import freeze_loaded_objects, require_services  # noqa: E402
 
 require_services()
+text_embeddings.preload()
 freeze_loaded_objects()

@@ -47,6 +47,13 @@ def model_directory() -> Path:
     return path
 
 
+def preload() -> None:
+    """Loads the model now. Server processes call it at start: loading it for the first request
+    that needs it (seconds, tens of them on a busy machine) held that request and every request
+    queued behind it on the process."""
+    _load()
+
+
 def _load():
     global _model
     if _model is None:

@@ -16,6 +16,7 @@ from celery import shared_task
 from celery.signals import worker_process_init
 from django.conf import settings
 
+from core.tasks import RETRY_WHILE_THE_DATABASE_IS_AWAY
 from generation import worker
 from generation.backends import BackendError, get_renderer
 
@@ -34,7 +35,12 @@ def load_models_at_worker_start(**_kwargs) -> None:
         logger.error("video models not loaded: %s", exc)
 
 
-@shared_task(name="generation.tasks.run_generation", acks_late=True, ignore_result=True)
+@shared_task(
+    name="generation.tasks.run_generation",
+    acks_late=True,
+    ignore_result=True,
+    **RETRY_WHILE_THE_DATABASE_IS_AWAY,
+)
 def run_generation(job_id: int) -> str | None:
     job = worker.execute_generation(int(job_id))
     return None if job is None else job.status

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from core.tasks import RETRY_WHILE_THE_DATABASE_IS_AWAY
 from social import exports
 
 
-@shared_task(name="social.tasks.build_export", acks_late=True, ignore_result=True)
+@shared_task(
+    name="social.tasks.build_export", acks_late=True, ignore_result=True, **RETRY_WHILE_THE_DATABASE_IS_AWAY
+)
 def build_export(export_id: int) -> str | None:
     export = exports.execute_export(int(export_id))
     return None if export is None else export.status
