@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -41,6 +42,15 @@ class ApiError(Exception):
         self.details = details or {}
         self.headers = headers or {}
         super().__init__(self.message)
+
+
+class AccountGone(ApiError):
+    """The account a request was authenticated as was deleted while the request ran: the same
+    answer as the next request with that token gets."""
+
+    status_code = 401
+    code = "not_authenticated"
+    message = "This account no longer exists."
 
 
 class NotFound(ApiError):
@@ -123,6 +133,10 @@ DRF_CODES: list[tuple[type[Exception], int, str]] = [
 ]
 
 
+# What a 503 for an unreachable database asks the client to wait: about as long as a restart takes.
+DATABASE_RETRY_AFTER_S = 5
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception raised in a view becomes the API's error body."""
     headers: dict[str, str] = {}
@@ -166,8 +180,33 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(
             error_body(str(exc.default_code), _plain_message(exc)), status=exc.status_code, headers=headers
         )
+    if isinstance(exc, DatabaseError | ObjectDoesNotExist) and _account_gone(context):
+        gone = AccountGone()
+        return Response(error_body(gone.code, gone.message), status=gone.status_code)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database cannot be reached (restarting, failing over) or gave up on the statement for
+        # now (a timeout, a serialization failure): nothing wrong with the request; ask again soon.
+        logger.warning("database unavailable in %s: %s", context.get("view").__class__.__name__, exc)
+        return Response(
+            error_body("unavailable", "The service is briefly unavailable; try again shortly."),
+            status=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
     logger.exception("unhandled exception in %s", context.get("view").__class__.__name__)
     return Response(internal_error_body(exc), status=500)
+
+
+def _account_gone(context: dict[str, Any]) -> bool:
+    """Whether the request's user was deleted while it ran: its writes then fail in the database
+    (a foreign key to the vanished row, an update of no row), and the cause is the deletion, not
+    the request. Asked only after such a failure, so it costs nothing on the way to a 2xx."""
+    user = getattr(context.get("request"), "_user", None)  # the authenticated one, never re-read
+    if user is None or not user.is_authenticated:
+        return False
+    try:
+        return not type(user)._default_manager.filter(pk=user.pk).exists()
+    except DatabaseError:  # the database itself is failing, which is no deletion's doing
+        return False
 
 
 def _plain_message(exc: exceptions.APIException) -> str:

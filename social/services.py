@@ -20,7 +20,7 @@ from django.db.models import F
 from django.db.models.signals import Signal
 from django.utils import timezone
 
-from core.errors import ApiError, Conflict, Forbidden
+from core.errors import AccountGone, ApiError, Conflict, Forbidden
 from core.realtime import end_sessions, push_to_user
 from social import hooks, media, selectors
 from social.models import (
@@ -62,22 +62,32 @@ def register_user(*, username: str, password: str, birth_date: date, email: str 
     return candidate
 
 
+def _lock_account(user: User) -> User:
+    """The user's row, locked; 401 when the account was deleted since the request authenticated
+    (a deletion locks the row first, so a change either waits for it or is refused)."""
+    locked = User.objects.select_for_update().filter(pk=user.pk).first()
+    if locked is None:
+        raise AccountGone()
+    return locked
+
+
 def update_profile(*, user: User, **changes) -> User:
     allowed = {"display_name", "bio", "email"}
     fields = [name for name in changes if name in allowed]
     with transaction.atomic():
+        locked = _lock_account(user)
         for name in fields:
-            setattr(user, name, changes[name])
+            setattr(locked, name, changes[name])
         if fields:
-            user.save(update_fields=fields)
-    return user
+            locked.save(update_fields=fields)
+    return locked
 
 
 def delete_account(*, user: User) -> None:
     """Deletes the account with everything it owns, the files of its posts included (once the
     deletion commits)."""
     with transaction.atomic():
-        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked = _lock_account(user)
         user_deleting.send(sender=User, user=locked)
         files = [
             name

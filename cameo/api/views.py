@@ -9,6 +9,7 @@ from cameo import selectors, services
 from cameo.api import serializers as s
 from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.pagination import page_response_data, request_page
+from core.schema import errors
 from core.throttles import WriteRateThrottle
 from social.api.serializers import PostPageSerializer, post_page_data
 from social.selectors import get_active_user_or_404
@@ -22,7 +23,7 @@ class CameoListCreateView(APIView):
         page = request_page(request, selectors.owned_cameos(owner=request.user), keys=["created_at", "id"])
         return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
 
-    @extend_schema(request=s.CameoCreateSerializer, responses={202: s.CameoSerializer})
+    @extend_schema(request=s.CameoCreateSerializer, responses={202: s.CameoSerializer, **errors(409, 422)})
     def post(self, request):
         data = s.CameoCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -37,7 +38,7 @@ class CameoDetailView(APIView):
             s.CameoSerializer(selectors.get_cameo_for(viewer=request.user, cameo_id=cameo_id)).data
         )
 
-    @extend_schema(request=s.CameoUpdateSerializer, responses={200: s.CameoSerializer})
+    @extend_schema(request=s.CameoUpdateSerializer, responses={200: s.CameoSerializer, **errors(409, 422)})
     def patch(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
         data = s.CameoUpdateSerializer(data=request.data, partial=True)
@@ -126,7 +127,8 @@ class ProtectedLikenessListCreateView(APIView):
         return Response(page_response_data(page, s.ProtectedLikenessSerializer(page.items, many=True).data))
 
     @extend_schema(
-        request=s.ProtectedLikenessCreateSerializer, responses={201: s.ProtectedLikenessSerializer}
+        request=s.ProtectedLikenessCreateSerializer,
+        responses={201: s.ProtectedLikenessSerializer, **errors(409, 422)},
     )
     def post(self, request):
         data = s.ProtectedLikenessCreateSerializer(data=request.data)
@@ -145,7 +147,8 @@ class ProtectedLikenessDetailView(APIView):
         return Response(s.ProtectedLikenessSerializer(likeness).data)
 
     @extend_schema(
-        request=s.ProtectedLikenessUpdateSerializer, responses={200: s.ProtectedLikenessSerializer}
+        request=s.ProtectedLikenessUpdateSerializer,
+        responses={200: s.ProtectedLikenessSerializer, **errors(409, 422)},
     )
     def patch(self, request, likeness_id: str):
         likeness = selectors.get_protected_likeness_for(viewer=request.user, likeness_id=likeness_id)

@@ -39,8 +39,8 @@ class GenerationSerializer(serializers.ModelSerializer):
     id = IdField()
     cameo_ids = serializers.SerializerMethodField()
     inherited_cameo_ids = serializers.SerializerMethodField()
-    remix_of = IdField(source="remix_of_id")
-    post_id = IdField()
+    remix_of = IdField(source="remix_of_id", allow_null=True)
+    post_id = IdField(allow_null=True)
     error = serializers.SerializerMethodField()
 
     class Meta:

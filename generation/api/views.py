@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -6,11 +6,10 @@ from rest_framework.views import APIView
 
 from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.pagination import page_response_data, request_page
-from core.serializers import ErrorSerializer
+from core.schema import errors
 from generation import selectors, services
 from generation.api import serializers as s
 
-ERRORS = {code: ErrorSerializer for code in (400, 403, 404, 409, 413, 415, 422, 429)}
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -23,7 +22,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 class GenerationsView(APIView):
     @extend_schema(
         request=s.GenerationCreateSerializer,
-        responses={202: s.GenerationSerializer, **ERRORS},
+        responses={202: s.GenerationSerializer, **errors(403, 404, 409, 422, 429)},
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request):
@@ -46,23 +45,21 @@ class GenerationsView(APIView):
 
 
 class GenerationDetailView(APIView):
-    @extend_schema(responses={200: s.GenerationSerializer, 404: ErrorSerializer})
+    @extend_schema(responses={200: s.GenerationSerializer})
     def get(self, request, generation_id):
         job = services.get_own_generation(user=request.user, job_id=generation_id)
         return Response(s.GenerationSerializer(job).data)
 
 
 class GenerationCancelView(APIView):
-    @extend_schema(
-        request=None, responses={200: s.GenerationSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
-    )
+    @extend_schema(request=None, responses={200: s.GenerationSerializer, **errors(409)})
     def post(self, request, generation_id):
         job = services.cancel_generation(user=request.user, job_id=generation_id)
         return Response(s.GenerationSerializer(job).data)
 
 
 class PostProvenanceView(APIView):
-    @extend_schema(responses={200: s.ProvenanceSerializer, 403: ErrorSerializer, 404: ErrorSerializer})
+    @extend_schema(responses={200: s.ProvenanceSerializer, **errors(403)})
     def get(self, request, post_id):
         record = selectors.provenance_for(viewer=request.user, post_id=post_id)
         return Response(s.ProvenanceSerializer(record).data)
@@ -73,12 +70,7 @@ class ProvenanceVerifyView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": s.VerifyRequestSerializer},
-        responses={
-            200: s.VerifyResultSerializer,
-            400: ErrorSerializer,
-            413: ErrorSerializer,
-            415: OpenApiResponse(ErrorSerializer),
-        },
+        responses={200: s.VerifyResultSerializer},
     )
     def post(self, request):
         data = s.VerifyRequestSerializer(data=request.data)

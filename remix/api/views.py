@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import ApiError, error_body
 from core.pagination import page_response_data, request_page
+from core.schema import errors
 from core.serializers import ErrorSerializer
 from remix import ledger, selectors, services
 from remix.api import serializers as s
@@ -79,7 +80,9 @@ def split_payload(split: ledger.Split) -> dict:
 
 
 class RightsHolderCreateView(APIView):
-    @extend_schema(request=s.RightsHolderCreateSerializer, responses={201: s.RightsHolderSerializer})
+    @extend_schema(
+        request=s.RightsHolderCreateSerializer, responses={201: s.RightsHolderSerializer, **errors(409)}
+    )
     def post(self, request):
         data = s.RightsHolderCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -88,14 +91,14 @@ class RightsHolderCreateView(APIView):
 
 
 class RightsHolderVerifyView(APIView):
-    @extend_schema(request=None, responses={200: s.RightsHolderSerializer})
+    @extend_schema(request=None, responses={200: s.RightsHolderSerializer, **errors(403)})
     def post(self, request, holder_id: str):
         holder = services.verify_rights_holder(actor=request.user, rights_holder_id=holder_id)
         return Response(s.RightsHolderSerializer(holder).data)
 
 
 class RightsHolderMemberView(APIView):
-    @extend_schema(request=s.MemberRequestSerializer, responses={200: s.MemberSerializer})
+    @extend_schema(request=s.MemberRequestSerializer, responses={200: s.MemberSerializer, **errors(403, 409)})
     def put(self, request, holder_id: str, username: str):
         data = s.MemberRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -107,7 +110,7 @@ class RightsHolderMemberView(APIView):
         )
         return Response(s.MemberSerializer(member).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, **errors(403, 409)})
     def delete(self, request, holder_id: str, username: str):
         services.remove_member(actor=request.user, rights_holder_id=holder_id, username=username)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -117,15 +120,14 @@ STATEMENT_CSV_COLUMNS = ["ip_id", "ip_name", "post_id", "currency", "events", "a
 
 
 class StatementCsvRenderer(BaseRenderer):
-    """`?format=csv`: one line per IP, post and currency; errors stay JSON."""
+    """`?format=csv`: one line per IP, post and currency (refusals stay JSON: the view's
+    `finalize_response`)."""
 
     media_type = "text/csv"
     format = "csv"
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        if not isinstance(data, dict) or "lines" not in data:
-            return JSONRenderer().render(data)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(STATEMENT_CSV_COLUMNS)
@@ -137,6 +139,14 @@ class StatementCsvRenderer(BaseRenderer):
 class RightsHolderStatementView(APIView):
     renderer_classes = [JSONRenderer, StatementCsvRenderer]
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:
+            # A refusal is the API's JSON error body, labelled as such, whatever format was asked.
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response
+
     @extend_schema(
         parameters=[
             *PERIOD_PARAMS,
@@ -144,7 +154,7 @@ class RightsHolderStatementView(APIView):
                 "format", str, enum=["json", "csv"], description="csv: one line per IP and post"
             ),
         ],
-        responses={200: s.StatementSerializer, (200, "text/csv"): OpenApiTypes.STR},
+        responses={200: s.StatementSerializer, (200, "text/csv"): OpenApiTypes.STR, **errors(403)},
     )
     def get(self, request, holder_id: str):
         holder = selectors.get_rights_holder_for_member(viewer=request.user, rights_holder_id=holder_id)
@@ -179,7 +189,7 @@ class IpListCreateView(APIView):
         page = request_page(request, selectors.ip_catalogue(q=request.query_params.get("q")), keys=["id"])
         return Response(page_response_data(page, s.IpSerializer(page.items, many=True).data))
 
-    @extend_schema(request=s.IpCreateSerializer, responses={201: s.IpSerializer})
+    @extend_schema(request=s.IpCreateSerializer, responses={201: s.IpSerializer, **errors(403, 404)})
     def post(self, request):
         data = s.IpCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -196,7 +206,7 @@ class IpDetailView(APIView):
         ip, _ = selectors.get_ip_for_viewer(viewer=request.user, ip_id=ip_id)
         return Response(s.IpSerializer(ip).data)
 
-    @extend_schema(request=s.IpUpdateSerializer, responses={200: s.IpSerializer})
+    @extend_schema(request=s.IpUpdateSerializer, responses={200: s.IpSerializer, **errors(403)})
     def patch(self, request, ip_id: str):
         data = s.IpUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -207,7 +217,7 @@ class IpDetailView(APIView):
 class IpUsageView(APIView):
     @extend_schema(
         parameters=CURSOR_PAGE_PARAMETERS,
-        responses={200: s.IpUsagePageSerializer},
+        responses={200: s.IpUsagePageSerializer, **errors(403)},
         operation_id="ip_usage_list",
     )
     def get(self, request, ip_id: str):

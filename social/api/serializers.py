@@ -68,7 +68,7 @@ class MeSerializer(serializers.Serializer):
     username = serializers.CharField()
     display_name = serializers.CharField()
     bio = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(help_text="an email address, or empty when none was given")
     is_minor = serializers.BooleanField()
     tier = serializers.CharField()
     quota = QuotaSerializer()

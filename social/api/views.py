@@ -14,6 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from core.api.schema import CURSOR_PAGE_PARAMETERS
 from core.errors import ApiError
 from core.pagination import page_response_data, read_limit, request_page
+from core.schema import errors
 from core.throttles import WriteRateThrottle
 from social import feed, selectors, services
 from social.api import serializers as s
@@ -39,7 +40,9 @@ class TokenObtainView(APIView):
     authentication_classes = []
     throttle_classes = list(SIGN_IN_THROTTLES)
 
-    @extend_schema(request=s.TokenObtainRequestSerializer, responses={200: s.TokenPairSerializer}, auth=[])
+    @extend_schema(
+        request=s.TokenObtainRequestSerializer, responses={200: s.TokenPairSerializer, **errors(401)}, auth=[]
+    )
     def post(self, request):
         s.TokenObtainRequestSerializer(data=request.data).is_valid(raise_exception=True)
         serializer = TokenObtainPairSerializer(data=request.data)
@@ -57,7 +60,11 @@ class TokenRefreshView(APIView):
     authentication_classes = []
     throttle_classes = [AuthRateThrottle]
 
-    @extend_schema(request=s.TokenRefreshRequestSerializer, responses={200: s.TokenPairSerializer}, auth=[])
+    @extend_schema(
+        request=s.TokenRefreshRequestSerializer,
+        responses={200: s.TokenPairSerializer, **errors(401)},
+        auth=[],
+    )
     def post(self, request):
         """Rotates: a new access and refresh token; the refresh token used is refused from now on."""
         s.TokenRefreshRequestSerializer(data=request.data).is_valid(raise_exception=True)
@@ -82,7 +89,7 @@ class LogoutView(APIView):
     authentication_classes = []
     throttle_classes = [AuthRateThrottle]
 
-    @extend_schema(request=s.TokenRefreshRequestSerializer, responses={204: None}, auth=[])
+    @extend_schema(request=s.TokenRefreshRequestSerializer, responses={204: None, **errors(401)}, auth=[])
     def post(self, request):
         """Ends the session of this refresh token: it can no longer be refreshed (its access token
         lapses within JWT_ACCESS_MINUTES). Idempotent."""
@@ -148,7 +155,7 @@ class UserPostsView(APIView):
             ),
             *CURSOR_PAGE_PARAMETERS,
         ],
-        responses={200: s.PostPageSerializer},
+        responses={200: s.PostPageSerializer, **errors(403)},
     )
     def get(self, request, username: str):
         author = selectors.user_profile(viewer=request.user, username=username)
@@ -165,7 +172,7 @@ class FollowView(APIView):
     throttle_classes = [WriteRateThrottle]
     throttle_scope = "follow"
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, **errors(400, 403)})
     def put(self, request, username: str):
         services.follow_user(
             follower=request.user, followee=selectors.get_active_user_or_404(username=username)
@@ -181,7 +188,7 @@ class FollowView(APIView):
 
 
 class BlockView(APIView):
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, **errors(400)})
     def put(self, request, username: str):
         services.block_user(blocker=request.user, blocked=selectors.get_active_user_or_404(username=username))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -224,7 +231,7 @@ class PostDetailView(APIView):
         post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
         return Response(s.PostSerializer(post, context={"request": request}).data)
 
-    @extend_schema(request=s.PostUpdateSerializer, responses={200: s.PostSerializer})
+    @extend_schema(request=s.PostUpdateSerializer, responses={200: s.PostSerializer, **errors(403, 409)})
     def patch(self, request, post_id: str):
         post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
         data = s.PostUpdateSerializer(data=request.data, partial=True)
@@ -233,7 +240,7 @@ class PostDetailView(APIView):
         post = selectors.get_visible_post(viewer=request.user, post_id=post.pk)
         return Response(s.PostSerializer(post, context={"request": request}).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, **errors(403)})
     def delete(self, request, post_id: str):
         """The author deletes; the owner of a cameo in the post takes it down, across blocks too;
         others may not."""
@@ -246,7 +253,7 @@ class PostDetailView(APIView):
 
 
 class PostPublishView(APIView):
-    @extend_schema(request=None, responses={200: s.PostSerializer})
+    @extend_schema(request=None, responses={200: s.PostSerializer, **errors(403, 409)})
     def post(self, request, post_id: str):
         post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
         services.publish_post(actor=request.user, post=post)
@@ -255,7 +262,7 @@ class PostPublishView(APIView):
 
 
 class PostLikeView(APIView):
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, **errors(409)})
     def put(self, request, post_id: str):
         post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
         services.like_post(user=request.user, post=post)
@@ -278,7 +285,7 @@ class PostCommentsView(APIView):
         page = request_page(request, selectors.post_comments(viewer=request.user, post=post), keys=["id"])
         return Response(page_response_data(page, s.CommentSerializer(page.items, many=True).data))
 
-    @extend_schema(request=s.CommentCreateSerializer, responses={201: s.CommentSerializer})
+    @extend_schema(request=s.CommentCreateSerializer, responses={201: s.CommentSerializer, **errors(409)})
     def post(self, request, post_id: str):
         post = selectors.get_visible_post(viewer=request.user, post_id=post_id)
         data = s.CommentCreateSerializer(data=request.data)

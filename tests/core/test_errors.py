@@ -136,3 +136,26 @@ def test_a_number_where_text_is_expected_is_400(auth_client):
     )
     error = assert_error(response, 400, "invalid")
     assert error["details"]["prompt"] == ["Must be a string."]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_database_connection_was_cut_is_503_unavailable_with_retry_after(make_user):
+    import psycopg
+    from django.db import connection
+
+    from tests.conftest import client_for
+
+    client = client_for(make_user("cut"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    # As a database restart or failover does to every open session.
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+    try:
+        response = client.get("/api/v1/me")
+        assert_error(response, 503, "unavailable")
+        assert response["Retry-After"] == "5"
+    finally:
+        connection.close()
+    assert client.get("/api/v1/me").status_code == 200
