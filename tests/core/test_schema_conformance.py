@@ -104,10 +104,8 @@ def known_ids(fuzzer, make_user) -> dict[str, list[str]]:
         Post.objects.create(author=fuzzer, status=PostStatus.PUBLISHED, published_at=timezone.now()),
     ]
     cameos = [
-        Cameo.objects.create(owner=fuzzer, display_name="me", handle="fuzzer"),
-        Cameo.objects.create(
-            owner=other, display_name="them", handle="other", permission=Permission.EVERYONE
-        ),
+        Cameo.objects.create(owner=fuzzer, display_name="me"),
+        Cameo.objects.create(owner=other, display_name="them", permission=Permission.EVERYONE),
     ]
     holder = remix_services.create_rights_holder(user=fuzzer, name="Fuzz Studio")
     RightsHolder.objects.filter(pk=holder.pk).update(verified=True, verified_at=timezone.now())
