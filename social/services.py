@@ -16,7 +16,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, QuerySet
 from django.db.models.signals import Signal
 from django.utils import timezone
 
@@ -85,10 +85,15 @@ def update_profile(*, user: User, **changes) -> User:
 
 def delete_account(*, user: User) -> None:
     """Deletes the account with everything it owns, the files of its posts included (once the
-    deletion commits)."""
+    deletion commits), and takes what its rows added out of other people's counters."""
     with transaction.atomic():
+        # The account and the people whose counters change, in id order, before the account's own
+        # row lock: two accounts following each other and deleted at once would otherwise each
+        # hold its own row and wait for the other's.
+        _lock_in_id_order(User, User.objects.filter(pk=user.pk).values("pk"), *_counted_ids(user.pk, User))
         locked = _lock_account(user)
         user_deleting.send(sender=User, user=locked)
+        _take_back_counters_fed_by(locked.pk)
         files = [
             name
             for pair in Post.objects.filter(author=locked).values_list("video", "poster")
@@ -99,6 +104,77 @@ def delete_account(*, user: User) -> None:
         _delete_media_on_commit(*files, *stored_file_names_of(user_id=locked.pk))
         end_sessions(locked.pk)
         locked.delete()
+
+
+# Every denormalised counter that rows owned by a user feed: (row model, owner field, counted
+# field, counter on the counted row). A like by the user is one in its post's like_count, a follow
+# by the user one in the followee's followers_count; the rows go with the account, so
+# delete_account takes them out of the counters.
+COUNTERS_FED_BY_A_USER = (
+    (Like, "user", "post", "like_count"),
+    (Comment, "author", "post", "comment_count"),
+    (PostView, "viewer", "post", "view_count"),
+    (Post, "author", "remix_of", "remix_count"),
+    (Follow, "follower", "followee", "followers_count"),
+    (Follow, "followee", "follower", "following_count"),
+)
+
+
+def _fed_by(user_id: int):
+    """(the user's rows, counted field, counted model, counter) for each of COUNTERS_FED_BY_A_USER."""
+    for model, owner, counted, counter in COUNTERS_FED_BY_A_USER:
+        rows = model.objects.filter(**{owner: user_id})
+        yield rows, counted, model._meta.get_field(counted).related_model, counter
+
+
+def _counted_ids(user_id: int, model) -> list[QuerySet]:
+    """The ids of the rows of `model` whose counters count rows of the user, one query per counter."""
+    return [
+        rows.values(counted)
+        for rows, counted, counted_model, _counter in _fed_by(user_id)
+        if counted_model is model
+    ]
+
+
+def _lock_in_id_order(model, *ids: QuerySet) -> None:
+    """Locks the rows as an UPDATE of a counter would (NO KEY UPDATE: inserts that reference them
+    go on), in id order, so that two deletions touching the same rows wait instead of deadlocking."""
+    first, *others = ids
+    rows = model.objects.select_for_update(no_key=True).filter(pk__in=first.union(*others, all=True))
+    list(rows.order_by("pk").values_list("pk", flat=True))
+
+
+def _take_back_counters_fed_by(user_id: int) -> None:
+    """One set-based UPDATE per counter, in the deleting transaction, with the account's row locked.
+
+    Exact whatever runs alongside: the account's lock lets no new row of the user commit (its
+    foreign keys are checked at commit, against the locked row), so each count is of the rows the
+    cascade deletes; others' likes and follows are F() + 1 updates, which commute with these.
+    The posts are locked first, in id order, and only then counted: a statement's snapshot is taken
+    before it waits, so counting while locking could count a like whose unlike committed meanwhile.
+    Locked too are the user's own posts and the remixes the cascade detaches from them, so that two
+    deletions of people who like each other's posts take their posts in one order.
+    """
+    own = Post.objects.filter(author_id=user_id)
+    _lock_in_id_order(
+        Post,
+        own.values("pk"),
+        Post.objects.filter(remix_of__in=own).values("pk"),
+        Post.objects.filter(root__in=own).values("pk"),
+        *_counted_ids(user_id, Post),
+    )
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for rows, counted, counted_model, counter in _fed_by(user_id):
+            per_counted_row = rows.values(counted_id=F(counted)).annotate(n=Count("*"))
+            sql, params = per_counted_row.query.sql_with_params()
+            # Never below zero: a counter that drifted must not make the account undeletable.
+            cursor.execute(
+                f"UPDATE {quote(counted_model._meta.db_table)} AS counted"
+                f" SET {quote(counter)} = GREATEST(counted.{quote(counter)} - mine.n, 0)"
+                f" FROM ({sql}) AS mine WHERE counted.{quote(counted_model._meta.pk.column)} = mine.counted_id",
+                params,
+            )
 
 
 # --- posts ----------------------------------------------------------------------------------------
