@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from cameo import services
-from cameo.models import ProtectedLikeness
+from cameo.models import ProtectedLikeness, ReleasedHandle
 from core.errors import ApiError
 
 
@@ -67,3 +67,16 @@ class ProtectedLikenessAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for likeness in queryset:
             services.delete_protected_likeness(actor=request.user, likeness=likeness)
+
+
+@admin.register(ReleasedHandle)
+class ReleasedHandleAdmin(admin.ModelAdmin):
+    """Handles reserved to their last owner for 30 days after release. Staff may delete an entry
+    to free a handle early (an impersonation report); nothing else is edited here."""
+
+    list_display = ("handle", "owner", "released_at")
+    search_fields = ("handle",)
+    readonly_fields = ("handle", "owner", "released_at")
+
+    def has_add_permission(self, request):
+        return False

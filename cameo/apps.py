@@ -11,10 +11,18 @@ class CameoConfig(AppConfig):
 
         # A configured encoder whose model files are missing stops startup, naming what it needs.
         check_configured_encoder()
-        from cameo.services import refuse_publish_without_consent
+        from django.db.models.signals import post_save
+
+        from cameo.services import count_appearances_on_publish, refuse_publish_without_consent
         from social.hooks import register_publish_check
 
         register_publish_check(refuse_publish_without_consent)
+        # Trending: a post saved as published counts its cameos' appearances (in its transaction).
+        post_save.connect(
+            count_appearances_on_publish,
+            sender="social.Post",
+            dispatch_uid="cameo.count_appearances_on_publish",
+        )
 
         from django.conf import settings
 

@@ -77,11 +77,16 @@ class VideoTooLong(UndecodableVideo):
     """Found while decoding a video whose header gave no duration."""
 
 
+class VideoTooShort(UndecodableVideo):
+    """Shorter than asked for (a character's video: `characters.MIN_VIDEO_SECONDS`)."""
+
+
 MAX_FRAME_RATE = 60
 
 
-def sample_frames(path: Path, count: int) -> list[np.ndarray]:
-    """`count` frames spread evenly over the video, RGB, the long side at most ANALYSIS_LONG_SIDE."""
+def sample_frames(path: Path, count: int, *, min_seconds: float = 0.0) -> list[np.ndarray]:
+    """`count` frames spread evenly over the video, RGB, the long side at most ANALYSIS_LONG_SIDE.
+    VideoTooShort when it lasts less than `min_seconds` (by the header, or else by its last frame)."""
     try:
         with av.open(str(path), mode="r") as container:
             stream = container.streams.video[0]
@@ -90,6 +95,8 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
             stream.thread_type = "AUTO"
             stream.codec_context.skip_frame = "NONREF"
             duration = duration_seconds(container, stream)
+            if 0 < duration < min_seconds:
+                raise VideoTooShort(f"{duration:.3f} s")
             targets = [duration * (index + 0.5) / count for index in range(count)] if duration > 0 else []
             frames: list[np.ndarray] = []
             # Without a duration in the header (WebM from browsers) the frames are sampled while
@@ -99,6 +106,7 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
             # and by a count at the highest frame rate for frames that carry no time.
             decoded: list[np.ndarray] = []
             stride, max_frames = 1, int(settings.CAMEO_VIDEO_MAX_SECONDS * MAX_FRAME_RATE)
+            last_time = 0.0
             for index, frame in enumerate(container.decode(stream)):
                 if targets:
                     if frame.time is not None and frame.time >= targets[len(frames)]:
@@ -110,10 +118,14 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
                     raise VideoTooLong(f"a frame at {frame.time:.3f} s")
                 if index >= max_frames:
                     raise VideoTooLong(f"more than {max_frames} frames")
+                last_time = max(last_time, frame.time or 0.0)
                 if index % stride == 0:
                     decoded.append(_to_array(frame))
                     if len(decoded) >= 4 * count:
                         decoded, stride = decoded[::2], stride * 2
+            # The last frame starts one frame before the end: allow a frame at 4 fps.
+            if not targets and last_time + 0.25 < min_seconds:
+                raise VideoTooShort(f"the last frame at {last_time:.3f} s")
             if not targets:
                 picks = np.linspace(0, len(decoded) - 1, num=min(count, len(decoded))).astype(int)
                 frames = [decoded[index] for index in picks] if decoded else []

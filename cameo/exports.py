@@ -47,7 +47,10 @@ def audit_trails_of(user) -> list[dict]:
 
 register_section(
     "cameos.json",
-    describes="the account's cameos: name, status, permission, instructions, restrictions (no biometric data)",
+    describes=(
+        "the account's cameos: kind (person or character), handle, name, status, permission, instructions, "
+        "restrictions (no biometric data)"
+    ),
     collect=cameos_of,
 )
 register_section(

@@ -1,6 +1,8 @@
-"""Cameos: a person's verified likeness and the consent that governs its use.
+"""Cameos: a verified likeness (a person's face, or a character: a pet, an object, a drawing, an
+invented persona) and the consent that governs its use.
 
-Biometric data (the template, the face crop, the verification video) lives only in `Cameo` and in
+Biometric data (the template, the face crop, the verification video, a character's uploaded
+images and reference crops) lives only in `Cameo` and in
 the private biometrics storage (`core.storage.biometric_storage`, never under MEDIA_ROOT and with no
 URL) under random names that carry neither the cameo's nor the owner's id; the names are recorded
 on the cameo, so erasing a cameo deletes exactly its files. Audit entries keep what changed, never
@@ -9,6 +11,8 @@ biometrics.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import os
 import uuid
 
@@ -29,6 +33,20 @@ class CameoStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     REJECTED = "rejected", "Rejected"
     DELETED = "deleted", "Deleted"
+
+
+class CameoKind(models.TextChoices):
+    PERSON = "person", "Person"
+    CHARACTER = "character", "Character"
+
+
+# A handle (`@handle` in prompts): 3-30 of [a-z0-9_.], no dot at either end nor two in a row (so a
+# sentence's full stop after a mention is never part of it). Lower case only: stored handles are
+# lower case, so uniqueness is case-insensitive. The one definition: the database's check, the API's
+# validation and the mention parser (cameo/mentions.py) all derive from it.
+HANDLE_BODY = r"[a-z0-9_]+(?:\.[a-z0-9_]+)*"
+HANDLE_MIN_LENGTH, HANDLE_MAX_LENGTH = 3, 30
+HANDLE_PATTERN = rf"^(?=.{{{HANDLE_MIN_LENGTH},{HANDLE_MAX_LENGTH}}}$){HANDLE_BODY}$"
 
 
 class Permission(models.TextChoices):
@@ -56,6 +74,9 @@ class RejectionReason(models.TextChoices):
     LIVENESS_FAILED = "liveness_failed"
     LIKENESS_ALREADY_CLAIMED = "likeness_already_claimed"
     UNSUPPORTED_MEDIA = "unsupported_media"
+    # Characters only.
+    HUMAN_FACE = "human_face"
+    SUBJECT_TOO_SMALL = "subject_too_small"
 
 
 def biometric_name(cameo: Cameo, filename: str) -> str:
@@ -121,8 +142,28 @@ class ProtectedLikeness(models.Model):
         return bool(self.reference)
 
 
+# Trending: each cameo keeps a count of its published appearances that decays exponentially with
+# time constant TRENDING_TAU_S (a week-old appearance weighs e^-2), stored as `trending_key`, the
+# natural log of that count as of TRENDING_EPOCH: ln(count at t) + (t - epoch) / tau. The count now
+# is exp(key - (now - epoch) / tau), so ordering by the key is ordering by the decayed count, at any
+# time, without rewriting any row as time passes (and an index can serve it). Only cameos with an
+# appearance published within TRENDING_WINDOW_S trend at all.
+TRENDING_TAU_S = 3.5 * 86400
+TRENDING_WINDOW_S = 7 * 86400
+TRENDING_EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def trending_clock(at: dt.datetime) -> float:
+    """(at - epoch) / tau: the log-weight of an appearance published at `at`."""
+    return (at - TRENDING_EPOCH).total_seconds() / TRENDING_TAU_S
+
+
 class Cameo(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cameos")
+    kind = models.CharField(max_length=10, choices=CameoKind.choices, default=CameoKind.PERSON)
+    # Given at enrollment (services.start_enrollment); null once the cameo is rejected or erased (the
+    # handle is then released: ReleasedHandle). Rows made without the services may have none.
+    handle = models.CharField(max_length=HANDLE_MAX_LENGTH, null=True, blank=True)
     display_name = models.CharField(max_length=64)
     status = models.CharField(max_length=12, choices=CameoStatus.choices, default=CameoStatus.PROCESSING)
     rejection_reason = models.CharField(
@@ -145,6 +186,13 @@ class Cameo(models.Model):
     verification_video = models.FileField(
         upload_to=biometric_name, storage=biometric_storage, max_length=300, blank=True
     )
+    # A character's uploaded images, until enrollment ends, and the reference crops it keeps (names
+    # in the private storage, the best first). Erased with the cameo.
+    source_images = ArrayField(models.CharField(max_length=300), default=list, blank=True)
+    reference_images = ArrayField(models.CharField(max_length=300), default=list, blank=True)
+    # See TRENDING_TAU_S. Null until an appearance is published.
+    trending_key = models.FloatField(null=True, blank=True)
+    trending_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -169,6 +217,12 @@ class Cameo(models.Model):
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
             ),
+            # GET /cameos/trending walks this in order and applies the consent rule to each row.
+            models.Index(
+                fields=["-trending_key", "-id"],
+                name="cameo_trending_idx",
+                condition=models.Q(trending_key__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -176,12 +230,29 @@ class Cameo(models.Model):
                 name="cameo_status_valid",
             ),
             models.CheckConstraint(
+                condition=models.Q(kind__in=["person", "character"]), name="cameo_kind_valid"
+            ),
+            models.UniqueConstraint(Lower("handle"), name="cameo_handle_unique"),
+            models.CheckConstraint(
+                condition=models.Q(handle__isnull=True) | models.Q(handle__regex=HANDLE_PATTERN),
+                name="cameo_handle_valid",
+            ),
+            models.CheckConstraint(
                 condition=models.Q(permission__in=["only_me", "approved", "mutuals", "everyone"]),
                 name="cameo_permission_valid",
             ),
+            # An active person has an identity template, an active character its reference crops.
             models.CheckConstraint(
-                condition=~models.Q(status="active") | models.Q(template_vector__isnull=False),
+                condition=~models.Q(status="active")
+                | models.Q(kind="person", template_vector__isnull=False)
+                | (models.Q(kind="character") & ~models.Q(reference_images=[])),
                 name="cameo_active_has_template",
+            ),
+            # A character has no face template: it is never compared with faces (no likeness claim,
+            # no output scan).
+            models.CheckConstraint(
+                condition=models.Q(kind="person") | models.Q(template_vector__isnull=True),
+                name="cameo_character_has_no_template",
             ),
             models.CheckConstraint(
                 condition=~models.Q(status="rejected") | ~models.Q(rejection_reason=""),
@@ -191,6 +262,12 @@ class Cameo(models.Model):
 
     def __str__(self) -> str:
         return f"cameo {self.pk} of {self.owner_id} ({self.status})"
+
+    def trending_score(self, now: dt.datetime | None = None) -> float:
+        """The decayed count of published appearances now (see TRENDING_TAU_S)."""
+        if self.trending_key is None:
+            return 0.0
+        return math.exp(self.trending_key - trending_clock(now or timezone.now()))
 
     @property
     def template(self) -> np.ndarray | None:
@@ -282,6 +359,9 @@ class Appearance(models.Model):
     cameo = models.ForeignKey(Cameo, on_delete=models.CASCADE, related_name="appearances")
     consent_version = models.PositiveIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
+    # When the post was published with this cameo in it: set once, when the appearance is counted
+    # in the cameo's trending score (services.count_published_appearances).
+    published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["post", "cameo"], name="appearance_unique")]
@@ -289,3 +369,26 @@ class Appearance(models.Model):
 
     def __str__(self) -> str:
         return f"cameo {self.cameo_id} in post {self.post_id}"
+
+
+# A released handle stays its last owner's for this long: nobody else may take it meanwhile.
+HANDLE_REUSE_AFTER = dt.timedelta(days=30)
+
+
+class ReleasedHandle(models.Model):
+    """A handle a cameo gave up (renamed, rejected or erased) and when. Its last owner may take it
+    back at any time; anyone else only HANDLE_REUSE_AFTER later, so a name people know is never
+    handed to a stranger overnight. Taking it back (or over) deletes the row. When the owner's
+    account is deleted `owner` becomes null: then nobody may take it back early."""
+
+    handle = models.CharField(max_length=HANDLE_MAX_LENGTH)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    released_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("handle"), name="released_handle_unique")]
+
+    def __str__(self) -> str:
+        return f"@{self.handle} released {self.released_at:%Y-%m-%d}"

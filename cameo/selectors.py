@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from cameo.models import (
+    TRENDING_WINDOW_S,
     Cameo,
     CameoAudit,
     CameoGrant,
@@ -86,6 +90,26 @@ def usable_cameos(*, user: User) -> QuerySet[Cameo]:
     decision in Python (`services.usable_versions`) asks this query rather than restating it.
     """
     return Cameo.objects.filter(_usable(user)).select_related("owner").defer(*_LIST_DEFERRED)
+
+
+def usable_by_everyone() -> Q:
+    """Cameos any user may use: the consent rule (`_usable`) applied to someone with no relation
+    to the owner (no grant, no follow, no block, not the owner), so it is derived, not restated:
+    `everyone`, active, the owner's account active and the owner an adult."""
+    return _usable(User())
+
+
+def trending_cameos(*, viewer: User) -> QuerySet[Cameo]:
+    """Cameos usable by everyone (and so by `viewer`, across no block) with an appearance published
+    within the trending window; page them by (`trending_key`, id) descending, which is the order
+    of their decayed counts of published appearances (models.TRENDING_TAU_S). One query."""
+    since = timezone.now() - dt.timedelta(seconds=TRENDING_WINDOW_S)
+    return (
+        Cameo.objects.filter(usable_by_everyone() & _usable(viewer))
+        .filter(trending_key__isnull=False, trending_at__gte=since)
+        .select_related("owner")
+        .defer(*_LIST_DEFERRED)
+    )
 
 
 def may_ask_for(*, user: User, cameo: Cameo) -> bool:

@@ -14,33 +14,40 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Abs, Coalesce, Exp, Greatest, Ln, Lower
 from django.utils import timezone
 from pgvector.django import CosineDistance
 from PIL import Image, ImageOps
 
-from cameo import enrollment, moderation
+from cameo import characters, enrollment, moderation
+from cameo.handles import candidate_handles, normalize_handle
 from cameo.identity import get_encoder, pad_template
 from cameo.models import (
+    HANDLE_REUSE_AFTER,
     PERMISSION_RANK,
     Appearance,
     Cameo,
     CameoAudit,
     CameoGrant,
+    CameoKind,
     CameoRequest,
     CameoStatus,
     Permission,
     ProtectedLikeness,
     ProtectedReason,
     RejectionReason,
+    ReleasedHandle,
     RequestStatus,
+    biometric_name,
+    trending_clock,
 )
 from cameo.selectors import require_staff
 from cameo.signals import cameo_revoked
 from core.errors import ApiError, Conflict, Forbidden, NotFound, RuleRefusal, TooLarge, UnsupportedMedia
 from core.storage import biometric_storage
 from core.themes import match_theme, normalize_text
-from social.models import Post, User
+from social.models import Post, PostStatus, User
 from social.selectors import is_blocked_either_way
 
 logger = logging.getLogger(__name__)
@@ -84,49 +91,130 @@ def _announce_revocation(cameo: Cameo) -> None:
 def start_enrollment(
     *,
     owner: User,
-    video,
     display_name: str,
+    video=None,
+    images: Iterable = (),
+    kind: str = CameoKind.PERSON,
+    handle: str | None = None,
     permission: str = Permission.ONLY_ME,
     instructions: str = "",
     enqueue: bool = True,
 ) -> Cameo:
-    """Checks the upload (size, then container and duration, by content), stores it, and queues
-    the analysis (unless `enqueue` is false: the caller runs `enroll` itself). Nothing is decoded
-    here beyond the container header."""
-    size = getattr(video, "size", None)
-    if size is not None and size > settings.CAMEO_VIDEO_MAX_BYTES:
+    """Checks the upload, stores it, and queues the analysis (unless `enqueue` is false: the caller
+    runs `enroll` itself). A person sends a verification video; a character a 3-15 s video or 1-4
+    images (`characters.check_images`). The video is checked by size, then container and
+    duration, by content: nothing is decoded here beyond the container header and the images'.
+
+    `handle`: the cameo's `@handle` (409 `handle_taken` when another cameo holds it or another
+    owner released it less than 30 days ago); without one, a free one is derived from the owner's
+    username (a person) or the display name (a character)."""
+    _check_enrollment_media(kind=kind, video=video, images=images)
+    if (
+        video is not None
+        and getattr(video, "size", None) is not None
+        and video.size > settings.CAMEO_VIDEO_MAX_BYTES
+    ):
         raise TooLarge(
             f"The video is larger than {settings.CAMEO_VIDEO_MAX_BYTES} bytes.",
             details={"max_bytes": settings.CAMEO_VIDEO_MAX_BYTES},
         )
     _check_permission_for_owner(owner=owner, permission=permission)
     moderation.check_instructions(owner=owner, instructions=instructions)
+    requested = normalize_handle(handle) if handle else None
+    checked_images = characters.check_images(images) if kind == CameoKind.CHARACTER and video is None else []
     with tempfile.TemporaryDirectory() as scratch:
-        local = Path(scratch) / "upload"
-        with local.open("wb") as handle:
-            for chunk in video.chunks() if hasattr(video, "chunks") else [video.read()]:
-                handle.write(chunk)
-        enrollment.check_upload(local, local.stat().st_size)
-        with transaction.atomic():
-            cameo = Cameo.objects.create(
-                owner=owner,
-                display_name=display_name,
-                permission=permission,
-                instructions=instructions,
-            )
-            with local.open("rb") as handle:
-                cameo.verification_video.save("video", File(handle), save=True)
-            _audit(
-                cameo=cameo,
-                actor=owner,
-                action="created",
-                before={},
-                after={"permission": permission, "instructions": instructions, "restrictions": []},
-            )
-            cameo_id = cameo.pk
-            if enqueue:
-                transaction.on_commit(lambda: dispatch_enrollments(cameo_ids=[cameo_id]))
+        local = None
+        if video is not None:
+            local = Path(scratch) / "upload"
+            with local.open("wb") as target:
+                for chunk in video.chunks() if hasattr(video, "chunks") else [video.read()]:
+                    target.write(chunk)
+            info = enrollment.check_upload(local, local.stat().st_size)
+            if kind == CameoKind.CHARACTER:
+                _check_character_duration(info.duration_s)
+        stored: list[str] = []
+        try:
+            with transaction.atomic():
+                chosen = _choose_handle(
+                    owner=owner,
+                    requested=requested,
+                    derive_from=owner.username if kind == CameoKind.PERSON else display_name,
+                )
+                cameo = Cameo(
+                    owner=owner,
+                    kind=kind,
+                    handle=chosen,
+                    display_name=display_name,
+                    permission=permission,
+                    instructions=instructions,
+                )
+                if local is not None:
+                    with local.open("rb") as source:
+                        cameo.verification_video.save("video", File(source), save=False)
+                    stored.append(cameo.verification_video.name)
+                cameo.source_images = [
+                    _store_biometric(image.data, f"image{image.extension}") for image in checked_images
+                ]
+                stored.extend(cameo.source_images)
+                cameo.save()
+                _audit(
+                    cameo=cameo,
+                    actor=owner,
+                    action="created",
+                    before={},
+                    after={
+                        "kind": kind,
+                        "handle": chosen,
+                        "permission": permission,
+                        "instructions": instructions,
+                        "restrictions": [],
+                    },
+                )
+                cameo_id = cameo.pk
+                if enqueue:
+                    transaction.on_commit(lambda: dispatch_enrollments(cameo_ids=[cameo_id]))
+        except BaseException:
+            storage = biometric_storage()
+            for name in stored:
+                storage.delete(name)
+            raise
     return cameo
+
+
+def _check_enrollment_media(*, kind: str, video, images) -> None:
+    """A person: a video. A character: a video or images, not both. 400 `invalid` otherwise."""
+    images = list(images)
+    if kind == CameoKind.PERSON and (video is None or images):
+        raise ApiError(
+            "A person enrolls with a verification video.", details={"video": ["A video is required."]}
+        )
+    if kind == CameoKind.CHARACTER and (video is None) == (not images):
+        raise ApiError(
+            "A character enrolls with a video or with images.",
+            details={"images": [f"Send a video or 1-{characters.MAX_IMAGES} images, not both."]},
+        )
+
+
+def _check_character_duration(duration_s: float) -> None:
+    """3-15 s for a character (the upper bound is `enrollment.check_upload`'s). A header without a
+    duration passes: the analysis measures the frames' own times."""
+    if 0 < duration_s < characters.MIN_VIDEO_SECONDS:
+        raise UnsupportedMedia(
+            f"A character's video lasts at least {characters.MIN_VIDEO_SECONDS:g} seconds.",
+            code="too_short",
+            details={"duration_s": round(duration_s, 3), "min_s": characters.MIN_VIDEO_SECONDS},
+        )
+
+
+def _store_biometric(data: bytes, filename: str) -> str:
+    """Saves `data` in the private storage under a new random name (models.biometric_name)."""
+    return biometric_storage().save(biometric_name(None, filename), ContentFile(data))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _send_enrollment(cameo_id: int) -> None:
@@ -151,45 +239,87 @@ def dispatch_enrollments(*, cameo_ids: Iterable[int] | None = None) -> list[int]
 
 
 def enroll(*, cameo_id: int) -> Cameo | None:
-    """Analyses a processing cameo's video; activates or rejects it. Runs again harmlessly."""
+    """Analyses a processing cameo's upload; activates or rejects it. Runs again harmlessly."""
     cameo = Cameo.objects.filter(pk=cameo_id).first()
-    if cameo is None or cameo.status != CameoStatus.PROCESSING or not cameo.verification_video:
+    if cameo is None or cameo.status != CameoStatus.PROCESSING:
+        return cameo
+    if not (cameo.verification_video or cameo.source_images):
         return cameo
     encoder = get_encoder()
-    with tempfile.TemporaryDirectory() as scratch:
-        local = Path(scratch) / "video"
-        with cameo.verification_video.open("rb") as source, local.open("wb") as target:
-            for chunk in iter(lambda: source.read(1 << 20), b""):
-                target.write(chunk)
-        try:
-            frames = enrollment.sample_frames(local, settings.CAMEO_SAMPLE_FRAMES)
-        except enrollment.VideoTooLong:
-            measurements = {"too_long": True, "max_s": settings.CAMEO_VIDEO_MAX_SECONDS}
-            return _reject(
-                cameo_id=cameo.pk, reason=RejectionReason.UNSUPPORTED_MEDIA, measurements=measurements
-            )
-        except enrollment.UndecodableVideo:
-            return _reject(cameo_id=cameo.pk, reason=RejectionReason.UNSUPPORTED_MEDIA, measurements={})
+    try:
+        frames = _uploaded_frames(cameo)
+    except enrollment.VideoTooLong:
+        measurements = {"too_long": True, "max_s": settings.CAMEO_VIDEO_MAX_SECONDS}
+        return _reject(cameo_id=cameo.pk, reason=RejectionReason.UNSUPPORTED_MEDIA, measurements=measurements)
+    except enrollment.VideoTooShort:
+        measurements = {"too_short": True, "min_s": characters.MIN_VIDEO_SECONDS}
+        return _reject(cameo_id=cameo.pk, reason=RejectionReason.UNSUPPORTED_MEDIA, measurements=measurements)
+    except enrollment.UndecodableVideo:
+        return _reject(cameo_id=cameo.pk, reason=RejectionReason.UNSUPPORTED_MEDIA, measurements={})
+    if cameo.kind == CameoKind.CHARACTER:
+        found = characters.analyse_character(frames, encoder)
+        if found.rejection:
+            return _reject(cameo_id=cameo.pk, reason=found.rejection, measurements=found.measurements)
+        return _activate_character(cameo_id=cameo.pk, analysis=found)
     analysis = enrollment.analyse_frames(frames, encoder)
     if analysis.rejection:
         return _reject(cameo_id=cameo.pk, reason=analysis.rejection, measurements=analysis.measurements)
     return _activate(cameo_id=cameo.pk, analysis=analysis, encoder=encoder)
 
 
+def _uploaded_frames(cameo: Cameo) -> list[np.ndarray]:
+    """The frames to analyse: sampled from the video, or a character's images (UndecodableVideo
+    when one cannot be decoded)."""
+    if not cameo.verification_video:
+        try:
+            storage = biometric_storage()
+            frames = []
+            for name in cameo.source_images:
+                with storage.open(name, "rb") as source:
+                    frames.append(characters.decode_image(source.read()))
+            return frames
+        except Exception as exc:  # PIL raises many kinds on malformed data
+            raise enrollment.UndecodableVideo(str(exc)) from exc
+    min_seconds = characters.MIN_VIDEO_SECONDS if cameo.kind == CameoKind.CHARACTER else 0.0
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(scratch) / "video"
+        with cameo.verification_video.open("rb") as source, local.open("wb") as target:
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                target.write(chunk)
+        return enrollment.sample_frames(local, settings.CAMEO_SAMPLE_FRAMES, min_seconds=min_seconds)
+
+
 def _reject(*, cameo_id: int, reason: str, measurements: dict) -> Cameo | None:
+    """Rejects a processing cameo: its media go (once committed) and its handle is released."""
     with transaction.atomic():
         cameo = Cameo.objects.select_for_update().filter(pk=cameo_id).first()
         if cameo is None or cameo.status != CameoStatus.PROCESSING:
             return cameo
         cameo.status = CameoStatus.REJECTED
         cameo.rejection_reason = reason
-        cameo.save(update_fields=["status", "rejection_reason", "updated_at"])
+        _release_handle_of(cameo)
+        _forget_media(cameo)
+        cameo.save(update_fields=["status", "rejection_reason", "handle", *_MEDIA_FIELDS, "updated_at"])
         _audit(
             cameo=cameo, actor=None, action="rejected", before={}, after={"reason": reason, **measurements}
         )
-        _delete_biometrics_on_commit(cameo.verification_video.name, cameo.face_crop.name)
-        Cameo.objects.filter(pk=cameo.pk).update(verification_video="", face_crop="")
     return cameo
+
+
+# Every field that names a biometric file (see `_forget_media`).
+_MEDIA_FIELDS = ["verification_video", "face_crop", "source_images", "reference_images"]
+
+
+def _forget_media(cameo: Cameo) -> None:
+    """Clears every biometric file name on `cameo` (the caller saves it) and deletes the files once
+    that is committed."""
+    _delete_biometrics_on_commit(
+        cameo.verification_video.name, cameo.face_crop.name, *cameo.source_images, *cameo.reference_images
+    )
+    cameo.verification_video = ""
+    cameo.face_crop = ""
+    cameo.source_images = []
+    cameo.reference_images = []
 
 
 def nearest_claimed_likeness(
@@ -265,6 +395,123 @@ def _activate(*, cameo_id: int, analysis: enrollment.Analysis, encoder) -> Cameo
         cameo.refresh_from_db()
         _audit(cameo=cameo, actor=None, action="activated", before={}, after=analysis.measurements)
     return cameo
+
+
+def _activate_character(*, cameo_id: int, analysis: characters.CharacterAnalysis) -> Cameo | None:
+    """Stores the reference crops and activates the character. No likeness claim: a character
+    has no face template (the `cameo_character_has_no_template` constraint)."""
+    names = [_store_biometric(_png(crop), "reference.png") for crop in analysis.references]
+    kept = False
+    try:
+        with transaction.atomic():
+            cameo = Cameo.objects.select_for_update().filter(pk=cameo_id).first()
+            if cameo is None or cameo.status != CameoStatus.PROCESSING:
+                return cameo
+            # Enrollment has ended: the references stay, the uploaded video or images go.
+            _delete_biometrics_on_commit(cameo.verification_video.name, *cameo.source_images)
+            cameo.verification_video = ""
+            cameo.source_images = []
+            cameo.reference_images = names
+            cameo.template_version = F("template_version") + 1
+            cameo.status = CameoStatus.ACTIVE
+            cameo.save()
+            cameo.refresh_from_db()
+            _audit(cameo=cameo, actor=None, action="activated", before={}, after=analysis.measurements)
+            kept = True
+    finally:
+        if not kept:
+            storage = biometric_storage()
+            for name in names:
+                storage.delete(name)
+    return cameo
+
+
+# --- handles ----------------------------------------------------------------------------------
+
+# Advisory locks on handles (class, hashtext(handle)): whoever claims or releases a handle holds
+# its lock until commit. Two claims of a free handle are thus serialised, and the second sees the
+# first's row and answers 409, where it would otherwise see nothing, insert, and fail on the unique
+# index at the first's commit. (No row to lock exists yet when a handle is free.)
+HANDLE_LOCK_CLASS = 0x68616E64  # "hand"
+
+
+def _handle_taken(handle: str) -> Conflict:
+    return Conflict("This handle is taken.", code="handle_taken", details={"handle": handle})
+
+
+def _by_handle(queryset, handles: Iterable[str]):
+    """Rows whose lower(handle) is one of `handles` (lower case): what the unique indexes serve."""
+    return queryset.alias(handle_lower=Lower("handle")).filter(handle_lower__in=list(handles))
+
+
+def _reserved_for_others(handles: Iterable[str], *, owner_id: int):
+    """The released handles among `handles` that another owner (or a deleted account) may still
+    take back."""
+    recent = timezone.now() - HANDLE_REUSE_AFTER
+    return (
+        _by_handle(ReleasedHandle.objects, handles).filter(released_at__gt=recent).exclude(owner_id=owner_id)
+    )
+
+
+def _lock_handle(handle: str, *, wait: bool = True) -> bool:
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, hashtext(%s))", [HANDLE_LOCK_CLASS, handle])
+        return True if wait else bool(cursor.fetchone()[0])
+
+
+def _claim_handle(*, handle: str, owner_id: int, cameo_id: int | None = None) -> None:
+    """Makes `handle` the caller's (under its lock, in the caller's transaction): 409
+    `handle_taken` when another cameo holds it or it is reserved for another owner; a released
+    entry of it is consumed."""
+    holders = _by_handle(Cameo.objects, [handle])
+    if cameo_id is not None:
+        holders = holders.exclude(pk=cameo_id)
+    if holders.exists() or _reserved_for_others([handle], owner_id=owner_id).exists():
+        raise _handle_taken(handle)
+    _by_handle(ReleasedHandle.objects, [handle]).delete()
+
+
+def _release_handle_of(cameo: Cameo) -> None:
+    """Records the cameo's handle as released by its owner now and clears it (the caller saves)."""
+    if not cameo.handle:
+        return
+    _lock_handle(cameo.handle)
+    ReleasedHandle.objects.update_or_create(
+        handle=cameo.handle, defaults={"owner_id": cameo.owner_id, "released_at": timezone.now()}
+    )
+    cameo.handle = None
+
+
+def _choose_handle(*, owner: User, requested: str | None, derive_from: str) -> str:
+    """The requested handle, claimed; or the first free one derived from `derive_from`. In the
+    caller's transaction (the handle's lock is held until it commits)."""
+    if requested:
+        _lock_handle(requested)
+        _claim_handle(handle=requested, owner_id=owner.pk)
+        return requested
+    candidates = candidate_handles(derive_from)
+    unavailable = set(_by_handle(Cameo.objects, candidates).values_list("handle", flat=True))
+    unavailable |= set(_reserved_for_others(candidates, owner_id=owner.pk).values_list("handle", flat=True))
+    for candidate in candidates:
+        # Another enrollment deriving the same name skips it rather than waiting for it.
+        if candidate in unavailable or not _lock_handle(candidate, wait=False):
+            continue
+        try:
+            _claim_handle(handle=candidate, owner_id=owner.pk)
+        except Conflict:
+            continue
+        return candidate
+    raise _handle_taken(candidates[0])
+
+
+def _rename(cameo: Cameo, handle: str) -> None:
+    """Gives the (locked) cameo `handle`, releasing its old one; both locks in one order."""
+    for name in sorted({handle, cameo.handle or handle}):
+        _lock_handle(name)
+    _claim_handle(handle=handle, owner_id=cameo.owner_id, cameo_id=cameo.pk)
+    _release_handle_of(cameo)
+    cameo.handle = handle
 
 
 # --- consent ----------------------------------------------------------------------------------
@@ -343,7 +590,11 @@ CONSENT_FIELDS = ("permission", "instructions", "restrictions", "display_name")
 
 def update_cameo(*, actor: User, cameo: Cameo, **changes) -> Cameo:
     """Changes consent and presentation. Narrowing (a smaller audience, a new restriction, other
-    instructions) bumps the consent version, so anything authorised before is refused on recheck."""
+    instructions) bumps the consent version, so anything authorised before is refused on recheck.
+    A new `handle` renames the cameo and changes no consent (409 `handle_taken`); the old handle
+    is released: its owner may take it back at any time, anyone else after HANDLE_REUSE_AFTER."""
+    handle = changes.pop("handle", None)
+    requested = normalize_handle(handle) if handle is not None else None
     with transaction.atomic():
         locked = Cameo.objects.select_for_update().select_related("owner").get(pk=cameo.pk)
         _owned(actor=actor, cameo=locked)
@@ -357,6 +608,8 @@ def update_cameo(*, actor: User, cameo: Cameo, **changes) -> Cameo:
             )
         before = {name: getattr(locked, name) for name in CONSENT_FIELDS if name in changes}
         after = {name: value for name, value in changes.items() if name in CONSENT_FIELDS}
+        if requested is not None:
+            before["handle"], after["handle"] = locked.handle, requested
         changed = {name for name in after if before[name] != after[name]}
         if not changed:
             return locked
@@ -372,7 +625,11 @@ def update_cameo(*, actor: User, cameo: Cameo, **changes) -> Cameo:
             or ("restrictions" in changed and set(after["restrictions"]) - set(before["restrictions"]))
             or "instructions" in changed
         )
-        for name in changed:
+        if "handle" in changed:
+            if locked.status == CameoStatus.REJECTED:
+                raise Conflict("A rejected cameo takes no handle.", code="cameo_rejected")
+            _rename(locked, after["handle"])
+        for name in changed - {"handle"}:
             setattr(locked, name, after[name])
         if narrowing:
             locked.consent_version += 1
@@ -502,7 +759,50 @@ def record_appearances(*, post: Post, uses: Iterable) -> list[Appearance]:
         locked.cameo_refs = list(refs.values())
         locked.save(update_fields=["cameo_owner_ids", "cameo_refs"])
         post.cameo_owner_ids, post.cameo_refs = locked.cameo_owner_ids, locked.cameo_refs
+        if locked.status == PostStatus.PUBLISHED:
+            count_published_appearances(post_id=locked.pk)
     return appearances
+
+
+# --- trending ---------------------------------------------------------------------------------
+
+
+def count_published_appearances(*, post_id: int, at: dt.datetime | None = None) -> list[int]:
+    """Adds the published post's appearances to their cameos' trending scores (see
+    models.TRENDING_TAU_S), each once however often this runs: the appearance rows are locked
+    and stamped `published_at`, so a concurrent run waits and then finds nothing left to count.
+    Returns the cameo ids counted."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        fresh = list(
+            Appearance.objects.select_for_update()
+            .filter(post_id=post_id, published_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", "cameo_id")
+        )
+        if not fresh:
+            return []
+        Appearance.objects.filter(pk__in=[pk for pk, _cameo_id in fresh]).update(published_at=at)
+        cameo_ids = sorted({cameo_id for _pk, cameo_id in fresh})
+        weight = Value(trending_clock(at))
+        # key := ln(exp(key) + exp(weight)), computed stably; the first appearance sets it.
+        Cameo.objects.filter(pk__in=cameo_ids).update(
+            trending_key=Coalesce(
+                Greatest(F("trending_key"), weight) + Ln(1 + Exp(-Abs(F("trending_key") - weight))), weight
+            ),
+            trending_at=Greatest(Coalesce(F("trending_at"), Value(at)), Value(at)),
+        )
+    return cameo_ids
+
+
+def count_appearances_on_publish(sender, instance: Post, update_fields=None, **kwargs) -> None:
+    """`post_save` of a post (connected in CameoConfig.ready): a post saved as published counts
+    its appearances, inside the publishing transaction, so a publish that rolls back counts
+    nothing. (Publish checks would not do: remixing one's own draft runs them too.)"""
+    if kwargs.get("raw"):  # loading fixtures
+        return
+    if instance.status == PostStatus.PUBLISHED and (update_fields is None or "status" in update_fields):
+        count_published_appearances(post_id=instance.pk, at=instance.published_at)
 
 
 def refuse_publish_without_consent(post: Post) -> None:
@@ -559,8 +859,9 @@ def _delete_biometrics_on_commit(*names: str) -> None:
 
 
 def erase_cameo(*, actor: User | None, cameo: Cameo) -> Cameo:
-    """Deletes the template, face crop and verification video now, in the database and in storage;
-    keeps the row (status deleted) for appearances and the audit trail; frees the likeness."""
+    """Deletes the template, face crop, verification video and a character's images and reference
+    crops now, in the database and in storage; keeps the row (status deleted) for appearances and
+    the audit trail; frees the likeness and releases the handle."""
     with transaction.atomic():
         locked = Cameo.objects.select_for_update().get(pk=cameo.pk)
         if actor is not None:
@@ -572,9 +873,8 @@ def erase_cameo(*, actor: User | None, cameo: Cameo) -> Cameo:
         locked.template_vector = None
         locked.template_dim = 0
         locked.template_spread = None
-        _delete_biometrics_on_commit(locked.face_crop.name, locked.verification_video.name)
-        locked.face_crop = ""
-        locked.verification_video = ""
+        _forget_media(locked)
+        _release_handle_of(locked)
         locked.consent_version += 1
         locked.deleted_at = timezone.now()
         locked.save()

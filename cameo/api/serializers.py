@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from cameo.models import Permission, ProtectedReason
+from cameo.characters import MAX_IMAGES
+from cameo.models import HANDLE_MAX_LENGTH, CameoKind, Permission, ProtectedReason
 from core.serializers import IdField, StrictSerializer
 from social.api.serializers import UserSummarySerializer
 
@@ -8,6 +9,10 @@ from social.api.serializers import UserSummarySerializer
 class CameoSerializer(serializers.Serializer):
     id = IdField()
     owner = UserSummarySerializer()
+    kind = serializers.ChoiceField(choices=CameoKind.choices)
+    handle = serializers.CharField(
+        allow_null=True, help_text="`@handle` in prompts; null once rejected or erased"
+    )
     display_name = serializers.CharField()
     status = serializers.CharField()
     rejection_reason = serializers.CharField(allow_null=True)
@@ -29,14 +34,54 @@ class CameoPageSerializer(serializers.Serializer):
     next_cursor = serializers.CharField(allow_null=True)
 
 
+class TrendingCameoSerializer(CameoSerializer):
+    trending_score = serializers.SerializerMethodField(
+        help_text="published appearances, each weighing exp(-age / 3.5 days)"
+    )
+
+    def get_trending_score(self, cameo) -> float:
+        return round(cameo.trending_score(), 3)
+
+
+class TrendingCameoPageSerializer(serializers.Serializer):
+    results = TrendingCameoSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+HANDLE_HELP = (
+    "3-30 of a-z, 0-9, _ and . (not first, last or twice in a row), case-insensitive; unique across "
+    "persons and characters"
+)
+
+
 class CameoCreateSerializer(StrictSerializer):
-    video = serializers.FileField()
+    kind = serializers.ChoiceField(choices=CameoKind.choices, default=CameoKind.PERSON)
+    video = serializers.FileField(
+        required=False, help_text="a person's verification video, or a character's 3-15 s video"
+    )
+    images = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        min_length=1,
+        max_length=MAX_IMAGES,
+        help_text=f"a character's 1-{MAX_IMAGES} photos (JPEG, PNG or WebP), instead of a video",
+    )
+    handle = serializers.CharField(
+        max_length=HANDLE_MAX_LENGTH + 1,
+        required=False,
+        help_text=f"{HANDLE_HELP}; derived from the username (a person) or display name when absent",
+    )
     display_name = serializers.CharField(max_length=64)
     permission = serializers.ChoiceField(choices=Permission.choices, default=Permission.ONLY_ME)
     instructions = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class CameoUpdateSerializer(StrictSerializer):
+    handle = serializers.CharField(
+        max_length=HANDLE_MAX_LENGTH + 1,
+        required=False,
+        help_text=f"{HANDLE_HELP}; the old handle stays reserved to its owner for 30 days",
+    )
     display_name = serializers.CharField(max_length=64, required=False)
     permission = serializers.ChoiceField(choices=Permission.choices, required=False)
     instructions = serializers.CharField(max_length=500, required=False, allow_blank=True)

@@ -5,6 +5,7 @@ from cameo.api import views
 urlpatterns = [
     path("cameos", views.CameoListCreateView.as_view(), name="cameos"),
     path("cameos/usable", views.CameoUsableView.as_view(), name="cameos-usable"),
+    path("cameos/trending", views.CameoTrendingView.as_view(), name="cameos-trending"),
     path("cameos/<str:cameo_id>", views.CameoDetailView.as_view(), name="cameo-detail"),
     path("cameos/<str:cameo_id>/grants/<str:username>", views.CameoGrantView.as_view(), name="cameo-grant"),
     path("cameos/<str:cameo_id>/requests", views.CameoRequestsView.as_view(), name="cameo-requests"),

@@ -18,7 +18,9 @@ from social.selectors import get_active_user_or_404
 class CameoListCreateView(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CameoPageSerializer})
+    @extend_schema(
+        operation_id="cameos_list", parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.CameoPageSerializer}
+    )
     def get(self, request):
         page = request_page(request, selectors.owned_cameos(owner=request.user), keys=["created_at", "id"])
         return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
@@ -60,8 +62,20 @@ class CameoUsableView(APIView):
         return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
 
 
+class CameoTrendingView(APIView):
+    @extend_schema(
+        parameters=CURSOR_PAGE_PARAMETERS,
+        responses={200: s.TrendingCameoPageSerializer, **errors(400)},
+        description="Cameos anyone may use, by published appearances over the last 7 days (decayed).",
+    )
+    def get(self, request):
+        cameos = selectors.trending_cameos(viewer=request.user)
+        page = request_page(request, cameos, keys=["trending_key", "id"])
+        return Response(page_response_data(page, s.TrendingCameoSerializer(page.items, many=True).data))
+
+
 class CameoGrantView(APIView):
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, **errors(400, 403)})
     def put(self, request, cameo_id: str, username: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
         services.grant_use(actor=request.user, cameo=cameo, grantee=get_active_user_or_404(username=username))
@@ -120,7 +134,11 @@ class ProtectedLikenessListCreateView(APIView):
     permission_classes = [IsAdminUser]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    @extend_schema(parameters=CURSOR_PAGE_PARAMETERS, responses={200: s.ProtectedLikenessPageSerializer})
+    @extend_schema(
+        operation_id="protected_likenesses_list",
+        parameters=CURSOR_PAGE_PARAMETERS,
+        responses={200: s.ProtectedLikenessPageSerializer},
+    )
     def get(self, request):
         likenesses = selectors.protected_likenesses_for(viewer=request.user)
         page = request_page(request, likenesses, keys=["created_at", "id"])

@@ -51,3 +51,30 @@ def enrolled_cameo(django_capture_on_commit_callbacks):
         return cameo
 
     return enroll
+
+
+def image_upload(data: bytes, name: str = "pet.png", content_type: str = "image/png") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+@pytest.fixture
+def enrolled_character(django_capture_on_commit_callbacks):
+    """Enrolls `owner`'s character from `images` (bytes) or `video` (bytes) through the service and
+    the analysis (the task body), synchronously."""
+
+    def enroll(owner, *, images=(), video: bytes | None = None, **extra) -> Cameo:
+        with django_capture_on_commit_callbacks(execute=False):
+            cameo = services.start_enrollment(
+                owner=owner,
+                kind="character",
+                images=[image_upload(data, f"pet{index}.png") for index, data in enumerate(images)],
+                video=upload(video, "pet.mp4") if video is not None else None,
+                display_name=extra.pop("display_name", f"pet {next(_names)}"),
+                **extra,
+            )
+        with django_capture_on_commit_callbacks(execute=True):
+            services.enroll(cameo_id=cameo.pk)
+        cameo.refresh_from_db()
+        return cameo
+
+    return enroll
