@@ -1,12 +1,16 @@
 """The generation part of the demo that `make run` loads: sample posts made through the real job
 path (request, moderation, quota, render with the configured backend, labels, watermark, storage,
 provenance, draft post), run in this process, then published. A remix chain of three (alice's
-post, bob's remix, carol's continuation) gives the remix demo its lineage. Idempotent: each job has
-a fixed idempotency key, and a finished job is not run again.
+post, bob's remix, carol's continuation) gives the remix demo its lineage; once the cameo demo has
+run, bob's post shows two cameos together (alice's, named by id, and his cat `@chelsea`, mentioned),
+each conditioning the video. Idempotent: each job has a fixed idempotency key, and a finished job
+is not run again.
 """
 
 from __future__ import annotations
 
+from cameo.demo import DEMO_PET_HANDLE
+from cameo.models import Cameo, CameoKind, CameoStatus
 from generation import services, worker
 from generation.models import Generation, GenerationStatus
 from social.models import Post, PostStatus, User
@@ -24,6 +28,13 @@ DEMO_JOBS = [
         "continue",
     ),
 ]
+# Two cameos in one video: bob names alice's cameo (mutuals: they follow each other) and mentions
+# his cat; made only when the cameo demo has enrolled both.
+TWO_CAMEOS_JOB = (
+    "bob",
+    "demo-two-cameos",
+    f"@{DEMO_PET_HANDLE} naps on the sofa next to a friend, afternoon sun",
+)
 
 
 def _publish(job: Generation) -> Post | None:
@@ -44,27 +55,38 @@ def seed_generation_demo(users: dict[str, User] | None = None) -> list[Post]:
     jobs: dict[str, Generation] = {}
     posts = []
     for username, key, prompt, source_key, mode in DEMO_JOBS:
-        user = users[username]
         source = jobs.get(source_key) if source_key else None
         if source_key and (source is None or source.post_id is None):
             continue
-        job, _ = services.request_generation(
-            user=user,
-            request=services.GenerationRequest(
-                prompt=prompt,
-                duration_s=3,
-                aspect_ratio="9:16",
-                remix_of=None if source is None else source.post_id,
-                mode=mode,
-                seed=len(key),
-            ),
-            idempotency_key=key,
-            enqueue_job=False,
+        request = services.GenerationRequest(
+            prompt=prompt,
+            duration_s=3,
+            aspect_ratio="9:16",
+            remix_of=None if source is None else source.post_id,
+            mode=mode,
+            seed=len(key),
         )
-        if job.status in (GenerationStatus.QUEUED, GenerationStatus.RUNNING):
-            job = worker.execute_generation(job.pk) or Generation.objects.get(pk=job.pk)
-        jobs[key] = job
-        post = _publish(job)
-        if post is not None:
-            posts.append(post)
+        jobs[key] = _run(users[username], key, request, posts)
+    username, key, prompt = TWO_CAMEOS_JOB
+    alice_cameo = _active_cameo(owner__username="alice", kind=CameoKind.PERSON)
+    if username in users and alice_cameo is not None and _active_cameo(handle=DEMO_PET_HANDLE):
+        request = services.GenerationRequest(
+            prompt=prompt, duration_s=3, aspect_ratio="9:16", cameo_ids=[alice_cameo.pk], seed=len(key)
+        )
+        _run(users[username], key, request, posts)
     return posts
+
+
+def _run(user: User, key: str, request: services.GenerationRequest, posts: list[Post]) -> Generation:
+    """Runs the job (unless it already ran) and publishes its post, appended to `posts`."""
+    job, _ = services.request_generation(user=user, request=request, idempotency_key=key, enqueue_job=False)
+    if job.status in (GenerationStatus.QUEUED, GenerationStatus.RUNNING):
+        job = worker.execute_generation(job.pk) or Generation.objects.get(pk=job.pk)
+    post = _publish(job)
+    if post is not None:
+        posts.append(post)
+    return job
+
+
+def _active_cameo(**lookup) -> Cameo | None:
+    return Cameo.objects.filter(status=CameoStatus.ACTIVE, **lookup).order_by("pk").first()

@@ -4,6 +4,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from pgvector.django import BitField, HnswIndex
 
 
 class GenerationStatus(models.TextChoices):
@@ -130,3 +131,36 @@ class Provenance(models.Model):
 
     def __str__(self) -> str:
         return f"provenance of post {self.post_id}"
+
+
+class ContentFingerprint(models.Model):
+    """The perceptual hash (PDQ) of one sampled frame of a post's video, at `at_ms` from its start,
+    of the frame's centre `region_pct` percent (generation.fingerprints). Written once per post
+    with its video; (post, at_ms, region_pct) is unique, so a retried store or backfill adds
+    nothing."""
+
+    post = models.ForeignKey("social.Post", on_delete=models.CASCADE, related_name="fingerprints")
+    at_ms = models.PositiveIntegerField()
+    region_pct = models.PositiveSmallIntegerField(default=100)
+    hash = BitField(length=256)
+    quality = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["post", "at_ms", "region_pct"], name="content_fingerprint_frame_unique"
+            ),
+        ]
+        indexes = [
+            # Nearest stored frames to an upload's frame, by Hamming distance.
+            HnswIndex(
+                fields=["hash"],
+                name="content_fingerprint_hnsw",
+                m=16,
+                ef_construction=64,
+                opclasses=["bit_hamming_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"fingerprint of post {self.post_id} at {self.at_ms} ms"

@@ -11,8 +11,15 @@ from django.utils import timezone
 from generation import encoding, labels, watermark
 
 
-def build_record(*, job, model_id: str, post_id: int | None = None) -> dict[str, Any]:
-    """What a copyright claim needs: the human input (prompts, choices) and what the machine did."""
+def build_record(
+    *, job, model_id: str, post_id: int | None = None, conditioning: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """What a copyright claim needs: the human input (prompts, choices) and what the machine did.
+
+    `conditioning` ({cameo id: "identity" | "reference"}, from generation.backends.cameo_conditioning)
+    says how each cameo conditioned the video; a cameo it leaves out appeared through the prompt
+    only ("prompt_only"). Without it (a caller that does not know) the record says nothing of it.
+    """
     return {
         "content_id": str(job.content_id),
         "post_id": None if post_id is None else str(post_id),
@@ -34,6 +41,7 @@ def build_record(*, job, model_id: str, post_id: int | None = None) -> dict[str,
                 "inherited_from": None
                 if entry.get("inherited_from") is None
                 else str(entry["inherited_from"]),
+                **_conditioning_of(entry, conditioning),
             }
             for entry in job.cameo_consents
         ],
@@ -48,6 +56,12 @@ def build_record(*, job, model_id: str, post_id: int | None = None) -> dict[str,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": timezone.now().isoformat(),
     }
+
+
+def _conditioning_of(entry: dict, conditioning: dict[str, str] | None) -> dict[str, str]:
+    if conditioning is None:
+        return {}
+    return {"conditioning": conditioning.get(str(entry["cameo_id"]), "prompt_only")}
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Every write of the generation app: requesting, running, finishing, cancelling and reaping jobs.
 
 A request is refused (and nothing enqueued) for: an invisible source (404), a source that may not
-be remixed (403 `remix_not_allowed`), a cameo the user may not use (403 `cameo_not_permitted`),
-a prompt the moderation rules refuse (422 `prompt_rejected`), an unlicensed IP (422
+be remixed (403 `remix_not_allowed`), a cameo the user may not use, by id or `@handle` (403
+`cameo_not_permitted`), more than MAX_CAMEOS_PER_JOB cameos in all (422 `too_many_cameos`), a
+prompt the moderation rules refuse (422 `prompt_rejected`), an unlicensed IP (422
 `ip_not_licensed`), or a spent quota (429 `quota_exceeded` with Retry-After).
 """
 
@@ -21,9 +22,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cameo import moderation
-from core.errors import ApiError, Conflict, NotFound, RateLimited
+from cameo.mentions import MAX_CAMEOS_PER_JOB
+from core.errors import ApiError, Conflict, NotFound, RateLimited, RuleRefusal
 from core.realtime import push_to_user
-from generation.models import IN_FLIGHT, Generation, GenerationMode, GenerationStatus, Provenance
+from generation.models import (
+    IN_FLIGHT,
+    ContentFingerprint,
+    Generation,
+    GenerationMode,
+    GenerationStatus,
+    Provenance,
+)
 from social.models import NotificationKind, Post, User
 
 logger = logging.getLogger(__name__)
@@ -70,19 +79,67 @@ def _check_quota(user: User) -> None:
         )
 
 
-def _authorised_likenesses(*, user: User, cameo_ids: Sequence, sources: Sequence[Post]) -> list:
-    """Every cameo the video will carry (named, and inherited from its sources), each authorised
-    for `user` now; 403 `cameo_not_permitted` for the first that is not."""
+def _authorised_likenesses(
+    *, user: User, cameo_ids: Sequence, sources: Sequence[Post], mentions: dict[int, str] | None = None
+) -> list:
+    """Every cameo the video will carry (named by id, then mentioned, then inherited from its
+    sources), each authorised for `user` now by the one rule (cameo.lineage); 422
+    `too_many_cameos` past MAX_CAMEOS_PER_JOB in all, 403 `cameo_not_permitted` for the first that
+    is not usable (naming the mention, not the cameo behind it, for one the prompt mentions)."""
     from cameo.lineage import authorize_likenesses, job_likenesses
 
-    return authorize_likenesses(user=user, likenesses=job_likenesses(cameo_ids=cameo_ids, sources=sources))
+    mentions = mentions or {}
+    likenesses = job_likenesses(cameo_ids=[*cameo_ids, *mentions], sources=sources)
+    if len(likenesses) > MAX_CAMEOS_PER_JOB:
+        raise RuleRefusal(
+            f"A video shows at most {MAX_CAMEOS_PER_JOB} cameos; this one would show {len(likenesses)}.",
+            code="too_many_cameos",
+            details={"max": MAX_CAMEOS_PER_JOB, "cameos": [str(item.cameo_id) for item in likenesses]},
+        )
+    try:
+        return authorize_likenesses(user=user, likenesses=likenesses)
+    except ApiError as refusal:
+        named = {str(cameo_id) for cameo_id in cameo_ids}
+        mentioned_only = {str(pk): handle for pk, handle in mentions.items() if str(pk) not in named}
+        refused = refusal.details.get("cameo") if refusal.code == "cameo_not_permitted" else None
+        if refused in mentioned_only:
+            raise _mention_not_permitted(mentioned_only[refused]) from refusal
+        raise
+
+
+def _mentioned_cameos(prompt: str) -> dict[int, str]:
+    """{cameo id: handle} for the `@handle` mentions of `prompt`, in order (cameo.mentions; 422
+    `too_many_cameos` past MAX_CAMEOS_PER_JOB). A handle no cameo holds is refused exactly as one
+    the user may not use, so the answer tells nobody which handles exist."""
+    from cameo.mentions import find_mentions, resolve_mentions
+
+    try:
+        cameos = resolve_mentions(handles=find_mentions(prompt))
+    except RuleRefusal as refusal:
+        if refusal.code != "unknown_mention":
+            raise
+        raise _mention_not_permitted(refusal.details["handle"]) from refusal
+    return {cameo.pk: cameo.handle for cameo in cameos}
+
+
+def _mention_not_permitted(handle: str) -> ApiError:
+    from cameo.services import cameo_not_permitted
+
+    refusal = cameo_not_permitted(f"@{handle}")
+    refusal.details = {"mention": handle}
+    return refusal
 
 
 def compose_prompt(*, base_prompt: str, cameos: Sequence) -> str:
-    """The prompt the model sees: the user's (or remix-composed) prompt, then each cameo owner's
-    own description of how they appear."""
-    parts = [base_prompt.strip()]
+    """The prompt the model sees: the user's (or remix-composed) prompt with each `@handle` written
+    out as its owner describes the cameo (cameo.mentions.compose_cameo_prompt), then the owner's
+    own description of how they appear for each cameo the prompt does not mention."""
+    from cameo.mentions import compose_cameo_prompt
+
+    parts = [compose_cameo_prompt(base_prompt, cameos).strip()]
     for cameo in cameos:
+        if compose_cameo_prompt(base_prompt, [cameo]) != base_prompt:
+            continue  # mentioned: described where the prompt names it
         instructions = cameo.instructions.strip()
         if instructions:
             name = cameo.display_name or cameo.owner.username
@@ -141,7 +198,10 @@ def request_generation(
         source = check_remix_allowed(user=user, source_post=request.remix_of)
         base_prompt = compose_remix_prompt(source_prompt=source.prompt, instruction=request.prompt, mode=mode)
     likenesses = _authorised_likenesses(
-        user=user, cameo_ids=request.cameo_ids, sources=[source] if source else []
+        user=user,
+        cameo_ids=request.cameo_ids,
+        mentions=_mentioned_cameos(request.prompt),
+        sources=[source] if source else [],
     )
     cameos = [likeness.cameo for likeness in likenesses]
     composed = compose_prompt(base_prompt=base_prompt, cameos=cameos)
@@ -364,12 +424,19 @@ def _taken_over(job: Generation, attempt: int | None) -> bool:
 
 
 def complete_generation(
-    *, job_id: int, video_path: str, model_id: str, attempt: int | None = None
+    *,
+    job_id: int,
+    video_path: str,
+    model_id: str,
+    attempt: int | None = None,
+    fingerprints: Sequence = (),
+    conditioning: dict[str, str] | None = None,
 ) -> Generation:
-    """Stores the output as the requester's draft post, with provenance, appearances and licences,
-    and notifies the requester and the cameo owners. Runs once per job: the job's row lock and its
-    unique `post` make a retried or duplicated delivery a no-op, and with `attempt` only the worker
-    running that attempt stores its output."""
+    """Stores the output as the requester's draft post, with provenance, fingerprints (the
+    output's frame hashes, generation.fingerprints), appearances and licences, and notifies the
+    requester and the cameo owners. Runs once per job: the job's row lock and its unique `post`
+    make a retried or duplicated delivery a no-op, and with `attempt` only the worker running that
+    attempt stores its output."""
     from social.services import create_post, notify
 
     with transaction.atomic():
@@ -417,8 +484,9 @@ def complete_generation(
             post=post,
             generation=job,
             content_id=job.content_id,
-            record=build_record(job=job, model_id=model_id, post_id=post.pk),
+            record=build_record(job=job, model_id=model_id, post_id=post.pk, conditioning=conditioning),
         )
+        record_fingerprints(post_id=post.pk, fingerprints=fingerprints)
         job.post = post
         job.progress = 1.0
         job.save(update_fields=["model_id"])
@@ -433,6 +501,26 @@ def complete_generation(
             if owner_id != job.user_id:
                 notify(user=owner_id, kind=NotificationKind.CAMEO_APPEARANCE, actor=job.user, post=post)
     return job
+
+
+def record_fingerprints(*, post_id: int, fingerprints: Sequence) -> int:
+    """Stores a post's frame hashes (generation.fingerprints.FrameHash); frames it already has are
+    skipped, so a retried store or a rerun backfill adds nothing. Returns how many were new."""
+    stored = set(ContentFingerprint.objects.filter(post_id=post_id).values_list("at_ms", "region_pct"))
+    rows = [
+        ContentFingerprint(
+            post_id=post_id,
+            at_ms=item.at_ms,
+            region_pct=item.region_pct,
+            hash=item.bits,
+            quality=item.quality,
+        )
+        for item in fingerprints
+        if not item.mirrored and (item.at_ms, item.region_pct) not in stored
+    ]
+    # ignore_conflicts: a concurrent backfill of the same post may have written some meanwhile.
+    ContentFingerprint.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
 
 
 def _record_licences(*, post: Post, licences: list[dict]) -> None:

@@ -2,7 +2,8 @@
 
 claim -> consent recheck -> render (progress + heartbeat per step; a cancelled or blocked job stops
 at the next step) -> duration, visible label, watermark -> likeness scan -> H.264 MP4 with the AIGC
-tag -> consent recheck, store, provenance, draft post, notifications (one transaction).
+tag -> frame fingerprints -> consent recheck, store, provenance, fingerprints, draft post,
+notifications (one transaction).
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from generation import encoding, labels, services, watermark
-from generation.backends import BackendError, IdentityInput, RenderCancelled, RenderRequest, get_renderer
+from generation import encoding, fingerprints, labels, services, watermark
+from generation.backends import (
+    BackendError,
+    IdentityInput,
+    ReferenceImage,
+    RenderCancelled,
+    RenderRequest,
+    cameo_conditioning,
+    get_renderer,
+)
 from generation.models import Generation, GenerationStatus
 
 logger = logging.getLogger(__name__)
@@ -33,10 +42,8 @@ def frame_count(duration_s: int) -> int:
     return max(5, (wanted - 1) // 4 * 4 + 1)
 
 
-def identity_input(cameo) -> IdentityInput:
-    with cameo.face_crop.open("rb") as handle:
-        face = Image.open(handle).convert("RGB")
-        face.load()
+def identity_input(cameo, face: Image.Image) -> IdentityInput:
+    """A person cameo for the identity-preserving model: its template and aligned face crop."""
     return IdentityInput(
         cameo_id=str(cameo.pk),
         template_version=int(cameo.template_version),
@@ -46,6 +53,27 @@ def identity_input(cameo) -> IdentityInput:
     )
 
 
+def cameo_conditioning_inputs(job: Generation) -> tuple[IdentityInput | None, tuple[ReferenceImage, ...]]:
+    """One reference image per cameo of the job (named, then inherited), and the identity of its
+    first person; the renderer's routing (generation.backends.route) decides which is used."""
+    if not job.likeness_ids:
+        return None, ()
+    from cameo.models import Cameo, CameoKind
+    from cameo.references import conditioning_image
+
+    cameos = Cameo.objects.in_bulk(list(job.likeness_ids))
+    references, identity = [], None
+    for cameo_id in job.likeness_ids:
+        cameo = cameos.get(int(cameo_id))
+        if cameo is None:
+            raise BackendError(f"Cameo {cameo_id} of this job no longer exists.")
+        reference = ReferenceImage(cameo_id=str(cameo.pk), kind=cameo.kind, image=conditioning_image(cameo))
+        if identity is None and cameo.kind == CameoKind.PERSON:
+            identity = identity_input(cameo, reference.image)
+        references.append(reference)
+    return identity, tuple(references)
+
+
 def last_frame_of(post) -> Image.Image:
     with post.video.open("rb") as handle:
         return Image.fromarray(encoding.last_frame(handle))
@@ -53,13 +81,7 @@ def last_frame_of(post) -> Image.Image:
 
 def render_request(job: Generation) -> RenderRequest:
     width, height = settings.GENERATION_SIZES[job.aspect_ratio]
-    identity = None
-    if job.likeness_ids:
-        from cameo.models import Cameo
-
-        # ConsisID conditions on one face: the job's first likeness (a named cameo before an
-        # inherited one); the others appear through their instructions in the prompt.
-        identity = identity_input(Cameo.objects.get(pk=job.likeness_ids[0]))
+    identity, references = cameo_conditioning_inputs(job)
     init_image = None
     if job.mode == "continue" and job.remix_of_id is not None:
         init_image = last_frame_of(job.remix_of)
@@ -72,6 +94,7 @@ def render_request(job: Generation) -> RenderRequest:
         num_inference_steps=settings.GENERATION_STEPS,
         guidance_scale=settings.GENERATION_GUIDANCE,
         identity=identity,
+        references=references,
         init_image=init_image,
     )
 
@@ -173,11 +196,18 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
         data = encoding.encode_mp4(clip, fps=settings.GENERATION_FPS, metadata=metadata)
         beat(job_id, attempt, _finishing(0.9))
         timings["finish_s"], clock = time.perf_counter() - clock, time.perf_counter()
+        frame_hashes = fingerprints.fingerprint_frames(clip, fps=settings.GENERATION_FPS)
+        timings["fingerprint_s"], clock = time.perf_counter() - clock, time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"{job.content_id}.mp4"
             path.write_bytes(data)
             done = services.complete_generation(
-                job_id=job_id, video_path=str(path), model_id=renderer.model_id_for(request), attempt=attempt
+                job_id=job_id,
+                video_path=str(path),
+                model_id=renderer.model_id_for(request),
+                conditioning=cameo_conditioning(request),
+                attempt=attempt,
+                fingerprints=frame_hashes,
             )
         timings["store_s"] = time.perf_counter() - clock
         Generation.objects.filter(pk=job_id, attempts=attempt).update(

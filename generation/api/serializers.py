@@ -11,7 +11,12 @@ class GenerationCreateSerializer(StrictSerializer):
     duration_s = serializers.IntegerField(min_value=1, max_value=settings.GENERATION_MAX_DURATION_S)
     aspect_ratio = serializers.ChoiceField(choices=AspectRatio.choices)
     cameo_ids = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, default=list, max_length=4
+        # The limit of cameos per job (3, cameo.mentions) is the service's 422 `too_many_cameos`;
+        # this bound only keeps absurd lists out.
+        child=serializers.CharField(max_length=32),
+        required=False,
+        default=list,
+        max_length=10,
     )
     remix_of = serializers.CharField(required=False, allow_null=True, max_length=32, default=None)
     mode = serializers.ChoiceField(
@@ -96,6 +101,11 @@ class VerifyRequestSerializer(StrictSerializer):
     file = serializers.FileField()
 
 
+class VerifyMatchSerializer(serializers.Serializer):
+    by = serializers.ChoiceField(choices=["metadata", "watermark", "fingerprint"])
+    score = serializers.FloatField(min_value=0, max_value=1)
+
+
 class VerifyResultSerializer(serializers.Serializer):
     generated_here = serializers.BooleanField()
     post_id = serializers.CharField(allow_null=True)
@@ -103,3 +113,4 @@ class VerifyResultSerializer(serializers.Serializer):
     label = serializers.JSONField(allow_null=True)
     watermark_found = serializers.BooleanField()
     metadata_found = serializers.BooleanField()
+    match = VerifyMatchSerializer(allow_null=True)

@@ -36,6 +36,7 @@ class GenerationsView(APIView):
         return Response(s.GenerationSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        operation_id="generations_list",
         parameters=CURSOR_PAGE_PARAMETERS,
         responses={200: s.GenerationPageSerializer},
     )

@@ -5,6 +5,9 @@
 - `CogVideoXAdapter`: text-to-video for jobs without cameos (`CogVideoXPipeline`), and
   image-to-video from a first frame (`CogVideoXImageToVideoPipeline`) when an `image_to_video`
   checkpoint is present beside it.
+- `ReferenceToVideoAdapter`: video conditioned on one reference image per cameo
+  (`WanVACEPipeline`), for jobs with a character or with several cameos. A first frame to
+  continue from goes in as a one-frame VACE video with a mask that keeps it and fills the rest.
 
 Prompt embeddings are cached per (model, prompt, negative prompt); identity conditioning per
 (model, cameo, template version). Both caches live as long as the worker process.
@@ -18,8 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from generation.backends.base import BackendConfig, BackendError, RenderRequest, StepCallback
+from generation.backends.base import (
+    BackendConfig,
+    BackendError,
+    CheckpointMissing,
+    RenderRequest,
+    StepCallback,
+)
 from generation.backends.identity import FaceVisionTower, IdentityConditioning, build_identity_conditioning
 from generation.backends.loading import (
     LruCache,
@@ -71,6 +81,9 @@ class DiffusersAdapter:
 
         return self.prompt_cache.get_or_make(key, encode)
 
+    def _text_token_limit(self, pipe) -> int:
+        return min(self.config.max_sequence_length, pipe.transformer.config.max_text_seq_length)
+
     def _step_callback(self, on_step: StepCallback | None, total: int):
         def callback(pipe, step, timestep, callback_kwargs):
             if on_step is not None:
@@ -83,7 +96,7 @@ class DiffusersAdapter:
         self, request: RenderRequest, on_step: StepCallback | None, *, pipe=None, model_id: str = "", **inputs
     ) -> np.ndarray:
         pipe = pipe or self.pipe
-        max_len = min(self.config.max_sequence_length, pipe.transformer.config.max_text_seq_length)
+        max_len = self._text_token_limit(pipe)
         with self.lock:
             prompt_embeds, negative_embeds = self._encode_prompt(
                 pipe, model_id or self.model_id, request, max_len
@@ -198,3 +211,47 @@ class CogVideoXAdapter(DiffusersAdapter):
 
 def image_to_video_dir(text_to_video_dir: Path) -> Path:
     return text_to_video_dir.parent / "image_to_video"
+
+
+class ReferenceToVideoAdapter(DiffusersAdapter):
+    """One reference image per cameo, in the job's order. The pipeline VAE-encodes them on each
+    call as leading latent frames that it drops before decoding, so there is no conditioning of
+    ours to cache beyond the prompt embeddings."""
+
+    family = "wan_vace"
+
+    def load(self, config: BackendConfig) -> None:
+        from diffusers import WanVACEPipeline
+        from diffusers.utils import is_ftfy_available
+
+        if not is_ftfy_available():
+            raise CheckpointMissing(
+                "WanVACEPipeline cleans every prompt with ftfy: install the ftfy package."
+            )
+        self.config = config
+        self.pipe = load_pipeline(WanVACEPipeline, config.model_dir, config)
+        self.version = checkpoint_version(config.model_dir)
+        self.prompt_cache = LruCache(config.prompt_cache_size)
+
+    def _text_token_limit(self, pipe) -> int:
+        # Wan pads every prompt to this length; its transformer has no text length of its own.
+        return min(self.config.max_sequence_length, pipe.tokenizer.model_max_length)
+
+    def generate(self, request: RenderRequest, on_step: StepCallback | None = None) -> np.ndarray:
+        if not request.references:
+            raise BackendError("The reference-to-video model needs a cameo.", code="invalid_request")
+        inputs = {"reference_images": [reference.image.convert("RGB") for reference in request.references]}
+        if request.init_image is not None:
+            inputs["video"], inputs["mask"] = continuation_video(request)
+        return self._run(request, on_step, **inputs)
+
+
+def continuation_video(request: RenderRequest) -> tuple[list[Image.Image], list[Image.Image]]:
+    """VACE's inputs for "start from this frame": the frame, then neutral grey frames; the mask
+    keeps the first (black) and has the model make the others (white)."""
+    size = (request.width, request.height)
+    first = request.init_image.convert("RGB").resize(size, Image.BICUBIC)
+    blank = Image.new("RGB", size, (128, 128, 128))
+    keep, make = Image.new("L", size, 0), Image.new("L", size, 255)
+    rest = request.num_frames - 1
+    return [first, *[blank] * rest], [keep, *[make] * rest]

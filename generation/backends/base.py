@@ -1,8 +1,8 @@
 """The one small interface every video model adapter implements, and what crosses it.
 
 Adapters know nothing of Django: a request carries plain values (prompt, seed, size, identity
-arrays, an optional first frame), `generate` returns frames as a uint8 array (frames, height,
-width, 3). `on_step(step, total)` is called after every denoising step; raising from it (for
+arrays, one reference image per cameo, an optional first frame), `generate` returns frames as a
+uint8 array (frames, height, width, 3). `on_step(step, total)` is called after every denoising step; raising from it (for
 instance `RenderCancelled`) stops the render.
 """
 
@@ -73,6 +73,16 @@ class IdentityInput:
         return (self.cameo_id, self.template_version)
 
 
+@dataclass(frozen=True)
+class ReferenceImage:
+    """A cameo as a reference-to-video model needs it: one picture of its subject (a person's
+    aligned face crop, a character's best reference image)."""
+
+    cameo_id: str
+    kind: str  # "person" or "character"
+    image: Image.Image
+
+
 @dataclass
 class RenderRequest:
     prompt: str
@@ -84,6 +94,9 @@ class RenderRequest:
     guidance_scale: float = 6.0
     negative_prompt: str = ""
     identity: IdentityInput | None = None
+    # One per cameo of the job, in the job's order; `generation.backends.route` decides which
+    # model (and so which of `identity` and `references`) conditions the video.
+    references: tuple[ReferenceImage, ...] = ()
     # The first frame to continue from (remix `continue` mode).
     init_image: Image.Image | None = None
 

@@ -3,8 +3,9 @@
 Built once into a cache directory with `save_pretrained` (the same layout a real model directory
 has) and then loaded through the production adapters with `from_pretrained`, so tests and the
 embedded default run the real loading and rendering path on a CPU in about a second per video.
-The text encoder is a small `T5EncoderModel`; its tokenizer is a T5 Unigram tokenizer (built with
-`tokenizers`) over single characters, so any two different prompts give different token ids.
+The text encoder is a small `T5EncoderModel` (`UMT5EncoderModel` for Wan); its tokenizer is a T5
+Unigram tokenizer (built with `tokenizers`) over single characters, so any two different prompts
+give different token ids.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 # Bump when the tiny configs change, so old cache directories are rebuilt rather than reused.
-TINY_VERSION = "3"
+TINY_VERSION = "4"
 TEXT_DIM = 32
 MAX_TEXT_TOKENS = 128
 VISION_HIDDEN = 16
@@ -36,11 +37,13 @@ def _tokenizer():
     return T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=MAX_TEXT_TOKENS)
 
 
-def _text_encoder(vocab_size: int):
-    from transformers import T5Config, T5EncoderModel
+def _text_encoder(vocab_size: int, *, umt5: bool = False):
+    """A T5 encoder (CogVideoX, ConsisID), or its UMT5 variant (Wan) with the same shape."""
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
+    config_class, model_class = (UMT5Config, UMT5EncoderModel) if umt5 else (T5Config, T5EncoderModel)
     torch.manual_seed(1)
-    config = T5Config(
+    config = config_class(
         vocab_size=vocab_size,
         d_model=TEXT_DIM,
         d_kv=8,
@@ -49,7 +52,7 @@ def _text_encoder(vocab_size: int):
         num_heads=4,
         relative_attention_num_buckets=8,
     )
-    return T5EncoderModel(config)
+    return model_class(config)
 
 
 def _vae():
@@ -124,6 +127,48 @@ def _cogvideox_transformer(in_channels: int, seed: int):
     return CogVideoXTransformer3DModel(in_channels=in_channels, **_common_transformer_config())
 
 
+WAN_LATENT_CHANNELS = 4
+
+
+def _wan_vae():
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(8)
+    # Three spatial halvings, two temporal ones: 8x and 4x, the released Wan VAE's factors.
+    return AutoencoderKLWan(
+        base_dim=4,
+        z_dim=WAN_LATENT_CHANNELS,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.0] * WAN_LATENT_CHANNELS,
+        latents_std=[1.0] * WAN_LATENT_CHANNELS,
+    )
+
+
+def _wan_vace_transformer():
+    from diffusers import WanVACETransformer3DModel
+
+    torch.manual_seed(9)
+    # VACE's control input: the inactive and reactive video latents side by side, then the mask
+    # folded from each 8x8 pixel block into channels.
+    control_channels = 2 * WAN_LATENT_CHANNELS + 8 * 8
+    return WanVACETransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=WAN_LATENT_CHANNELS,
+        out_channels=WAN_LATENT_CHANNELS,
+        text_dim=TEXT_DIM,
+        freq_dim=64,
+        ffn_dim=64,
+        num_layers=2,
+        rope_max_seq_len=64,
+        vace_layers=[0, 1],
+        vace_in_channels=control_channels,
+    )
+
+
 def _face_vision(path: Path) -> None:
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -149,6 +194,8 @@ def _build(root: Path) -> None:
         CogVideoXImageToVideoPipeline,
         CogVideoXPipeline,
         ConsisIDPipeline,
+        FlowMatchEulerDiscreteScheduler,
+        WanVACEPipeline,
     )
 
     tokenizer = _tokenizer()
@@ -164,6 +211,13 @@ def _build(root: Path) -> None:
     CogVideoXImageToVideoPipeline(transformer=_cogvideox_transformer(8, 7), **shared).save_pretrained(
         str(root / "image_to_video")
     )
+    WanVACEPipeline(
+        tokenizer=tokenizer,
+        text_encoder=_text_encoder(len(tokenizer), umt5=True),
+        vae=_wan_vae(),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        transformer=_wan_vace_transformer(),
+    ).save_pretrained(str(root / "reference_to_video"))
     (root / "tiny.json").write_text(json.dumps({"version": TINY_VERSION}))
 
 
