@@ -290,6 +290,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Reelforge API",
     "DESCRIPTION": "The API of a short-video social app in which every video is generated.",
     "VERSION": "1.0.0",
+    # Choice sets shared by fields of different names, or names shared by different sets (`kind`).
+    "ENUM_NAME_OVERRIDES": {
+        "CameoKindEnum": "cameo.models.CameoKind",
+        "DependencyStatusEnum": "core.api.views.DEPENDENCY_STATUSES",
+    },
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",

@@ -6,9 +6,12 @@ from rest_framework.views import APIView
 
 from core.health import current_health
 
+# What /health says of each dependency (one enum in the schema, DependencyStatusEnum).
+DEPENDENCY_STATUSES = ["ok", "slow", "down"]
+
 
 def _state():
-    return serializers.ChoiceField(choices=["ok", "slow", "down"])
+    return serializers.ChoiceField(choices=DEPENDENCY_STATUSES)
 
 
 HEALTH = inline_serializer(
