@@ -11,10 +11,12 @@ from cameo.models import Cameo, CameoKind
 from core.storage import biometric_storage
 
 
-def _missing(cameo: Cameo, what: str) -> Exception:
-    from generation.backends import BackendError
+class NoPicture(Exception):
+    """The cameo has no picture to give (erased, or not enrolled)."""
 
-    return BackendError(f"Cameo {cameo.pk} has no {what} (erased or not enrolled).")
+
+def _missing(cameo: Cameo, what: str) -> NoPicture:
+    return NoPicture(f"Cameo {cameo.pk} has no {what} (erased or not enrolled).")
 
 
 def _read(name: str) -> Image.Image:
@@ -23,7 +25,7 @@ def _read(name: str) -> Image.Image:
 
 
 def conditioning_image(cameo: Cameo) -> Image.Image:
-    """The cameo's conditioning picture as RGB; a BackendError when it has none to give."""
+    """The cameo's conditioning picture as RGB; NoPicture when it has none to give."""
     if cameo.kind == CameoKind.CHARACTER:
         if not cameo.reference_images:
             raise _missing(cameo, "reference images")
@@ -35,7 +37,7 @@ def conditioning_image(cameo: Cameo) -> Image.Image:
 
 def reference_images(cameo: Cameo) -> list[Image.Image]:
     """Every picture the cameo has, as RGB, the conditioning one first: a person's face crop, a
-    character's 1-4 reference crops (chosen for variety); a BackendError when it has none."""
+    character's 1-4 reference crops (chosen for variety); NoPicture when it has none."""
     if cameo.kind == CameoKind.CHARACTER:
         if not cameo.reference_images:
             raise _missing(cameo, "reference images")

@@ -59,7 +59,7 @@ def cameo_conditioning_inputs(job: Generation) -> tuple[IdentityInput | None, tu
     if not job.likeness_ids:
         return None, ()
     from cameo.models import Cameo, CameoKind
-    from cameo.references import conditioning_image
+    from cameo.references import NoPicture, conditioning_image
 
     cameos = Cameo.objects.in_bulk(list(job.likeness_ids))
     references, identity = [], None
@@ -67,7 +67,11 @@ def cameo_conditioning_inputs(job: Generation) -> tuple[IdentityInput | None, tu
         cameo = cameos.get(int(cameo_id))
         if cameo is None:
             raise BackendError(f"Cameo {cameo_id} of this job no longer exists.")
-        reference = ReferenceImage(cameo_id=str(cameo.pk), kind=cameo.kind, image=conditioning_image(cameo))
+        try:
+            image = conditioning_image(cameo)
+        except NoPicture as exc:
+            raise BackendError(str(exc)) from exc
+        reference = ReferenceImage(cameo_id=str(cameo.pk), kind=cameo.kind, image=image)
         if identity is None and cameo.kind == CameoKind.PERSON:
             identity = identity_input(cameo, reference.image)
         references.append(reference)
