@@ -47,7 +47,44 @@ CONNECTIONS = 32
 PAGES_PER_CHAIN = 3
 
 # One wrk thread per connection, so each Lua state is one client: its own token and cursor chain.
-WRK_SCRIPT = """
+# The parts of bench/'s wrk scripts that time requests and report them (%-templates, like the
+# scripts they go into): a monotonic clock, every request's latency, URL escaping, and the summary
+# with every latency written to `latency_file` when wrk is done.
+WRK_TIMING = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *now);
+]]
+local clock_now = ffi.new("bench_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, clock_now)  -- CLOCK_MONOTONIC
+  return tonumber(clock_now.tv_sec) * 1000000 + tonumber(clock_now.tv_nsec) / 1000
+end
+latencies = {}
+local sent_at = 0
+
+local function escape(text)
+  return (text:gsub("[^%%w%%-_.~]", function(c) return string.format("%%%%%%02X", string.byte(c)) end))
+end
+
+"""
+WRK_DONE = """
+function done(summary, latency, requests)
+  local errors = summary.errors
+  local out = io.open("%(latency_file)s", "w")
+  for _, thread in ipairs(threads) do
+    for _, value in ipairs(thread:get("latencies")) do out:write(value, "\\n") end
+  end
+  out:close()
+  io.write(string.format(
+    'RESULT {"requests": %%d, "duration_us": %%d, "non_200": %%d, "socket_errors": %%d}\\n',
+    summary.requests, summary.duration, errors.status, errors.connect + errors.read + errors.write + errors.timeout))
+end
+"""
+
+WRK_SCRIPT = (
+    """
 local tokens = {%(tokens)s}
 local base_path = "%(path)s"
 local follow_cursor = %(follow_cursor)s
@@ -73,23 +110,9 @@ local pages = nil
 
 -- Every request's latency, from the moment wrk asks for it to its complete response (wrk's own
 -- percentiles add synthetic samples for requests an open-loop client would have sent meanwhile).
-local ffi = require("ffi")
-ffi.cdef[[
-typedef struct { long tv_sec; long tv_nsec; } feed_load_timespec;
-int clock_gettime(int clock, feed_load_timespec *now);
-]]
-local clock_now = ffi.new("feed_load_timespec")
-local function now_us()
-  ffi.C.clock_gettime(1, clock_now)  -- CLOCK_MONOTONIC
-  return tonumber(clock_now.tv_sec) * 1000000 + tonumber(clock_now.tv_nsec) / 1000
-end
-latencies = {}
-local sent_at = 0
-
-local function escape(text)
-  return (text:gsub("[^%%w%%-_.~]", function(c) return string.format("%%%%%%02X", string.byte(c)) end))
-end
-
+"""
+    + WRK_TIMING
+    + """
 function request()
   sent_at = now_us()
   local path = base_path
@@ -109,18 +132,11 @@ function response(status, headers, body)
   end
 end
 
-function done(summary, latency, requests)
-  local errors = summary.errors
-  local out = io.open("%(latency_file)s", "w")
-  for _, thread in ipairs(threads) do
-    for _, value in ipairs(thread:get("latencies")) do out:write(value, "\\n") end
-  end
-  out:close()
-  io.write(string.format(
-    'RESULT {"requests": %%d, "duration_us": %%d, "non_200": %%d, "socket_errors": %%d}\\n',
-    summary.requests, summary.duration, errors.status, errors.connect + errors.read + errors.write + errors.timeout))
-end
 """
+    + WRK_DONE
+    + """
+"""
+)
 
 SCENARIOS = {
     "me": ("/api/v1/me", False),

@@ -40,13 +40,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from feed_load import CONNECTIONS, Result, bench_tokens, free_port, percentile
+from feed_load import CONNECTIONS, WRK_DONE, WRK_TIMING, Result, bench_tokens, free_port, percentile
 from harness import BASE_DIR, start_django
 
 PYTHON = sys.executable
 
 # One wrk thread per connection, so each Lua state is one client: its own token, posts and cursors.
-WRK_SCRIPT = """
+WRK_SCRIPT = (
+    """
 local tokens = {%(tokens)s}
 local posts = {%(posts)s}
 local mix = {
@@ -74,23 +75,9 @@ local step, round = 0, 0
 local cursors = {}
 local current_tab = nil
 
-local ffi = require("ffi")
-ffi.cdef[[
-typedef struct { long tv_sec; long tv_nsec; } run_load_timespec;
-int clock_gettime(int clock, run_load_timespec *now);
-]]
-local clock_now = ffi.new("run_load_timespec")
-local function now_us()
-  ffi.C.clock_gettime(1, clock_now)  -- CLOCK_MONOTONIC
-  return tonumber(clock_now.tv_sec) * 1000000 + tonumber(clock_now.tv_nsec) / 1000
-end
-latencies = {}
-local sent_at = 0
-
-local function escape(text)
-  return (text:gsub("[^%%w%%-_.~]", function(c) return string.format("%%%%%%02X", string.byte(c)) end))
-end
-
+"""
+    + WRK_TIMING
+    + """
 function request()
   if step == #mix then step, round = 0, round + 1 end
   step = step + 1
@@ -110,18 +97,11 @@ function response(status, headers, body)
   end
 end
 
-function done(summary, latency, requests)
-  local errors = summary.errors
-  local out = io.open("%(latency_file)s", "w")
-  for _, thread in ipairs(threads) do
-    for _, value in ipairs(thread:get("latencies")) do out:write(value, "\\n") end
-  end
-  out:close()
-  io.write(string.format(
-    'RESULT {"requests": %%d, "duration_us": %%d, "non_200": %%d, "socket_errors": %%d}\\n',
-    summary.requests, summary.duration, errors.status, errors.connect + errors.read + errors.write + errors.timeout))
-end
 """
+    + WRK_DONE
+    + """
+"""
+)
 
 
 def old_commands(host: str, port: int) -> list[tuple[list[str], dict[str, str]]]:

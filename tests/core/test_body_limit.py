@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -17,6 +16,7 @@ import pytest
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from rest_framework_simplejwt.tokens import AccessToken
 
+from config.asgi import wsgi_environ
 from config.services import BASE_DIR, free_port, web_server
 from config.wsgi import application
 from tests.conftest import PASSWORD
@@ -47,30 +47,17 @@ class CountingBody(io.BytesIO):
 def post(path: str, body: CountingBody, content_type: str, *, length: int | None = None, **extra):
     """`application` answering a POST as granian's WSGI interface hands it over: a body without a
     length is chunked, and `wsgi.input` ends where the body ends."""
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": content_type,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": body,
-        "wsgi.input_terminated": True,
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        **extra,
+    framing = (b"transfer-encoding", b"chunked") if length is None else (b"content-length", b"%d" % length)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": b"",
+        "headers": [(b"content-type", content_type.encode()), framing],
+        "client": ("127.0.0.1", 0),
+        "server": ("testserver", 80),
     }
-    if length is None:
-        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
-    else:
-        environ["CONTENT_LENGTH"] = str(length)
+    environ = {**wsgi_environ(scope, body), **extra}
     answer = {}
 
     def start_response(status, headers, exc_info=None):
