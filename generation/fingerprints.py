@@ -190,40 +190,59 @@ def fingerprint_frames(frames: np.ndarray, *, fps: float) -> list[FrameHash]:
     return _hash_samples(samples, mirrored=False, regions=REGIONS)
 
 
-def _sampled_frames(source, *, interval_ms: int, max_samples: int, max_frame_pixels: int | None):
-    """(time in ms, RGB frame) for the first frame at or after each multiple of `interval_ms`;
-    only those frames are converted to RGB."""
-    import av
+@dataclass
+class Sampling:
+    """Which decoded frames are hashed: the first at or after each multiple of `interval_ms`, at
+    most `max_samples` of them."""
 
-    from generation.encoding import FrameTooLarge
+    interval_ms: int
+    max_samples: int
+    taken: int = 0
+    next_ms: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.taken >= self.max_samples
+
+    def takes(self, at_ms: int) -> bool:
+        if self.done or at_ms + 1 < self.next_ms:
+            return False
+        self.taken += 1
+        self.next_ms = at_ms - at_ms % self.interval_ms + self.interval_ms
+        return True
+
+
+def upload_sampling(duration_ms: float | None, *, max_samples: int = MAX_UPLOAD_SAMPLES) -> Sampling:
+    """An upload is sampled at most `max_samples` times, spread over it (one frame every
+    UPLOAD_SAMPLE_MS for uploads up to 8 s)."""
+    interval = UPLOAD_SAMPLE_MS
+    if duration_ms is not None:
+        interval = max(UPLOAD_SAMPLE_MS, int(duration_ms / max_samples) + 1)
+    return Sampling(interval, max_samples)
+
+
+def _sampled_frames(source, sampling: Sampling):
+    """(time in ms, RGB frame) of the frames `sampling` takes; only those are converted to RGB."""
+    import av
 
     with av.open(source, mode="r") as container:
         if not container.streams.video:
             raise ValueError("no video stream")
         stream = container.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if max_frame_pixels is not None and width * height > max_frame_pixels:
-            raise FrameTooLarge(width, height, max_frame_pixels)
         start = None
-        next_ms = 0
         for frame in container.decode(stream):
             if frame.time is None:
                 continue
             if start is None:
                 start = frame.time
             at_ms = round((frame.time - start) * 1000)
-            if at_ms + 1 < next_ms:
-                continue
-            if max_frame_pixels is not None and frame.width * frame.height > max_frame_pixels:
-                raise FrameTooLarge(frame.width, frame.height, max_frame_pixels)
-            yield at_ms, frame.to_ndarray(format="rgb24")
-            max_samples -= 1
-            if max_samples <= 0:
+            if sampling.takes(at_ms):
+                yield at_ms, frame.to_ndarray(format="rgb24")
+            if sampling.done:
                 return
-            next_ms = at_ms - at_ms % interval_ms + interval_ms
 
 
-def _duration_ms(data: bytes) -> float | None:
+def duration_ms(data: bytes) -> float | None:
     import av
 
     with av.open(io.BytesIO(data), mode="r") as container:
@@ -234,26 +253,19 @@ def _duration_ms(data: bytes) -> float | None:
 
 def fingerprint_file(source) -> list[FrameHash]:
     """The hashes a post stores, from its MP4 (a path or a binary file): the backfill's input."""
-    samples = list(_sampled_frames(source, interval_ms=SAMPLE_MS, max_samples=10**6, max_frame_pixels=None))
+    samples = list(_sampled_frames(source, Sampling(SAMPLE_MS, 10**6)))
     return _hash_samples(samples, mirrored=False, regions=REGIONS)
 
 
-def fingerprint_upload(data: bytes, *, max_frame_pixels: int | None = None) -> list[FrameHash]:
-    """An upload's hashes and their mirrors, from at most MAX_UPLOAD_SAMPLES frames spread over it
-    (one every UPLOAD_SAMPLE_MS for uploads up to 8 s)."""
-    duration = _duration_ms(data)
-    interval = UPLOAD_SAMPLE_MS
-    if duration is not None:
-        interval = max(UPLOAD_SAMPLE_MS, int(duration / MAX_UPLOAD_SAMPLES) + 1)
-    samples = list(
-        _sampled_frames(
-            io.BytesIO(data),
-            interval_ms=interval,
-            max_samples=MAX_UPLOAD_SAMPLES,
-            max_frame_pixels=max_frame_pixels,
-        )
-    )
+def hash_upload(samples: list[tuple[int, np.ndarray]]) -> list[FrameHash]:
+    """An upload's hashes and their mirrors, from its sampled (time in ms, RGB frame)."""
     return _hash_samples(samples, mirrored=True, regions=UPLOAD_REGIONS)
+
+
+def fingerprint_upload(data: bytes) -> list[FrameHash]:
+    """An upload's hashes, decoded for them alone (verification decodes once for everything it
+    reads: generation.provenance.read_upload)."""
+    return hash_upload(list(_sampled_frames(io.BytesIO(data), upload_sampling(duration_ms(data)))))
 
 
 def queries(upload: Iterable[FrameHash]) -> list[FrameHash]:

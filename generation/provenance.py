@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import av
+import numpy as np
 from django.utils import timezone
 
-from generation import encoding, labels, watermark
+from generation import fingerprints, labels, watermark
+from generation.encoding import FrameTooLarge
 
 
 def build_record(
@@ -50,7 +54,7 @@ def build_record(
         "labels": {
             "visible": labels.LABEL_TEXT,
             "implicit": labels.AIGC_KEY,
-            "watermark": "luma-dct-v1",
+            "watermark": watermark.VERSION,
         },
         "requested_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
@@ -65,38 +69,87 @@ def _conditioning_of(entry: dict, conditioning: dict[str, str] | None) -> dict[s
 
 
 @dataclass
-class Verification:
-    content_id: uuid.UUID | None
-    label: dict | None
-    watermark_found: bool
-    metadata_found: bool
+class UploadReading:
+    """What one decoding pass over an uploaded video found."""
+
+    label: dict | None  # the AIGC metadata
+    watermark: watermark.WatermarkReading
+    samples: list[tuple[int, np.ndarray]]  # (time in ms, RGB frame) for the fingerprints
+
+    @property
+    def metadata_found(self) -> bool:
+        return self.label is not None
+
+    @property
+    def watermark_found(self) -> bool:
+        return self.watermark.key is not None
+
+    @property
+    def labelled_content_id(self) -> uuid.UUID | None:
+        """The content id the metadata names, if it names a well-formed one."""
+        try:
+            return None if self.label is None else uuid.UUID(str(self.label.get("ProduceID", "")))
+        except ValueError:
+            return None
 
 
+# A verification holds at most this many pixels of sampled frames (64 samples of 1080p, 24 of 4K).
 VERIFY_MAX_PIXELS = 200_000_000
 # 8K UHD: larger frames are refused from the header, before one is decoded (a single frame of
 # 16384x16384 would be 0.8 GB as RGB).
 VERIFY_MAX_FRAME_PIXELS = 7680 * 4320
+# The watermark is voted over at most this many frames (any 2 s carry it whole; 20 s at 30 fps).
+WATERMARK_MAX_FRAMES = 600
 
 
-def read_labels(data: bytes) -> Verification:
-    """The AIGC metadata and the watermark of an MP4; the watermark wins when they disagree,
-    because metadata is trivially rewritten and the mark is not."""
-    # The watermark is voted across frames; 600 of them, or as many as make 200M pixels (about 96
-    # at 1080p, 0.6 GB as RGB), bound what a verification may hold in memory.
-    video = encoding.decode_mp4(
-        data, max_frames=600, max_pixels=VERIFY_MAX_PIXELS, max_frame_pixels=VERIFY_MAX_FRAME_PIXELS
-    )
-    label = labels.read_aigc_metadata(video.metadata)
-    reading = watermark.read(video.frames)
-    content_id = reading.content_id
-    if content_id is None and label is not None:
-        try:
-            content_id = uuid.UUID(str(label.get("ProduceID", "")))
-        except ValueError:
-            content_id = None
-    return Verification(
-        content_id=content_id,
-        label=label,
-        watermark_found=reading.content_id is not None,
-        metadata_found=label is not None,
-    )
+def read_upload(data: bytes) -> UploadReading:
+    """The AIGC metadata, the watermark and the fingerprint samples of a video, in one decoding
+    pass; raises FrameTooLarge, `av.error.FFmpegError` or ValueError like `encoding.decode_mp4`.
+    Every frame is reduced by the decoder's scaler to the watermark's working size (a few
+    kilobytes) as it comes; only the sampled frames are converted to RGB."""
+    with av.open(io.BytesIO(data), mode="r") as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        label = labels.read_aigc_metadata(dict(container.metadata))
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        _check_frame_size(stream.codec_context.width, stream.codec_context.height)
+        sampling = fingerprints.upload_sampling(
+            container.duration / 1000 if container.duration else None,
+            max_samples=_sample_budget(stream.codec_context.width, stream.codec_context.height),
+        )
+        reader = watermark.Reader()
+        samples: list[tuple[int, np.ndarray]] = []
+        start, decoded, size = None, 0, None
+        for frame in container.decode(stream):
+            if size is None:
+                size = (frame.width, frame.height)
+                _check_frame_size(*size)
+                columns, rows = watermark.working_size(frame.height, frame.width)
+            elif (frame.width, frame.height) != size:
+                raise ValueError("the frame size changes within the video")
+            if decoded < WATERMARK_MAX_FRAMES:
+                small = frame.reformat(width=columns, height=rows, format="gray", interpolation="AREA")
+                reader.add(small.to_ndarray())
+            decoded += 1
+            if frame.time is not None:
+                start = frame.time if start is None else start
+                at_ms = round((frame.time - start) * 1000)
+                if sampling.takes(at_ms):
+                    samples.append((at_ms, frame.to_ndarray(format="rgb24")))
+            if decoded >= WATERMARK_MAX_FRAMES and sampling.done:
+                break
+    if not decoded:
+        raise ValueError("no frames")
+    return UploadReading(label=label, watermark=reader.reading(), samples=samples)
+
+
+def _check_frame_size(width: int, height: int) -> None:
+    if width * height > VERIFY_MAX_FRAME_PIXELS:
+        raise FrameTooLarge(width, height, VERIFY_MAX_FRAME_PIXELS)
+
+
+def _sample_budget(width: int, height: int) -> int:
+    if not width or not height:
+        return fingerprints.MAX_UPLOAD_SAMPLES
+    return max(1, min(fingerprints.MAX_UPLOAD_SAMPLES, VERIFY_MAX_PIXELS // (width * height)))

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from core.errors import Forbidden, NotFound, TooLarge, UnsupportedMedia
-from generation import fingerprints
+from generation import fingerprints, watermark
 from generation.encoding import FrameTooLarge
 from generation.models import Generation, Provenance
 from social.models import Post, User
@@ -98,11 +98,19 @@ def fingerprint_match(upload: list[fingerprints.FrameHash]) -> fingerprints.Matc
     )
 
 
-def post_matching_fingerprints(data: bytes) -> tuple[Post, fingerprints.Match] | None:
-    """The post an uploaded file copies, by its frames' perceptual hashes, or None."""
-    from generation.provenance import VERIFY_MAX_FRAME_PIXELS
+def post_for_watermark(key: int | None) -> Post | None:
+    """The post whose content id the watermark's key starts, when exactly one does."""
+    if key is None:
+        return None
+    posts = list(
+        Post.objects.filter(content_id__range=watermark.content_id_bounds(key)).only("pk", "content_id")[:2]
+    )
+    return posts[0] if len(posts) == 1 else None
 
-    match = fingerprint_match(fingerprints.fingerprint_upload(data, max_frame_pixels=VERIFY_MAX_FRAME_PIXELS))
+
+def post_matching_fingerprints(samples) -> tuple[Post, fingerprints.Match] | None:
+    """The post an upload copies, by the perceptual hashes of its sampled frames, or None."""
+    match = fingerprint_match(fingerprints.hash_upload(samples))
     if match is None:
         return None
     return Post.objects.only("pk", "content_id").get(pk=match.post_id), match
@@ -111,24 +119,28 @@ def post_matching_fingerprints(data: bytes) -> tuple[Post, fingerprints.Match] |
 def verify_upload(upload, *, viewer) -> dict:
     """What an uploaded file carries of our labels, and whether it was made here (413 when larger
     than GENERATION_VERIFY_MAX_BYTES, 415 when it is not a video the decoder reads). A post is
-    found by the watermark's content id, else by the metadata's, else by the frames' fingerprints;
-    `match` says which, with a score (1 for an exact read of a label, the share of frames that
-    matched for fingerprints). The post it came from is named only to a viewer who may see that
-    post (a draft's stays private), and so is a content id the file itself does not carry."""
-    from generation.provenance import read_labels
+    found by the watermark, else by the metadata's content id, else by the frames' fingerprints
+    (the file is decoded once for all three); `match` says which, with a score (1 for an exact
+    read of a label, the share of frames that matched for fingerprints). The post it came from is
+    named only to a viewer who may see that post (a draft's stays private), and so is a content id
+    the file itself does not carry."""
+    from generation.provenance import read_upload
 
     if upload.size > settings.GENERATION_VERIFY_MAX_BYTES:
         raise TooLarge(f"Files up to {settings.GENERATION_VERIFY_MAX_BYTES} bytes can be verified.")
     data = upload.read()
     try:
-        result = read_labels(data)
-        post = post_for_content_id(result.content_id)
-        content_id = result.content_id
+        result = read_upload(data)
         match = None
+        post = post_for_watermark(result.watermark.key)
         if post is not None:
-            match = {"by": "watermark" if result.watermark_found else "metadata", "score": 1.0}
+            match = {"by": "watermark", "score": 1.0}
         else:
-            found = post_matching_fingerprints(data)
+            post = post_for_content_id(result.labelled_content_id)
+            if post is not None:
+                match = {"by": "metadata", "score": 1.0}
+        if post is None:
+            found = post_matching_fingerprints(result.samples)
             if found is not None:
                 post, fingerprint_match = found
                 match = {"by": "fingerprint", "score": round(fingerprint_match.score, 3)}
@@ -142,7 +154,10 @@ def verify_upload(upload, *, viewer) -> dict:
     shown = (
         post is not None and visible_posts(viewer=viewer, annotate_viewer=False).filter(pk=post.pk).exists()
     )
-    if match is not None and match["by"] == "fingerprint":
+    # The metadata's content id is in the file for anyone to read; one found through the mark or
+    # the frames is the post's, named with it.
+    content_id = result.labelled_content_id
+    if post is not None and match["by"] != "metadata":
         content_id = post.content_id if shown else None
     return {
         "generated_here": post is not None,

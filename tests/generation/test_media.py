@@ -103,36 +103,50 @@ def test_watermark_carries_the_content_id_through_encoding(clip):
     psnr = 10 * np.log10(255**2 / np.mean((marked.astype(float) - clip) ** 2))
     assert psnr > 28
     decoded = encoding.decode_mp4(encoding.encode_mp4(marked, fps=FPS))
-    assert watermark.read(decoded.frames).content_id == content_id
+    reading = watermark.read(decoded.frames)
+    assert reading.key == watermark.key_of(content_id)
+    low, high = watermark.content_id_bounds(reading.key)
+    assert low <= content_id <= high
 
 
-def test_watermark_survives_reencoding_at_a_lower_bitrate(clip):
-    # A fixed id keeps the test deterministic: on 5 s 64x64 tiny clips the mark survived 10 of 10
-    # random ids at 75% of the original bitrate and 7 of 10 at 60% (see generation/watermark.py).
+def test_watermark_survives_a_lower_bitrate_a_smaller_size_and_any_two_seconds(clip):
     content_id = uuid.UUID("6f1c2a8e-93b4-4d0e-8a77-2f5b9c1d3e40")
-    original = encoding.encode_mp4(watermark.embed(clip, content_id), fps=FPS)
-    original_bitrate = len(original) * 8 / 5
-    lower = int(original_bitrate * 0.75)
-    reencoded = encoding.encode_mp4(encoding.decode_mp4(original).frames, fps=FPS, bit_rate=lower)
-    assert len(reencoded) < len(original)
-    assert watermark.read(encoding.decode_mp4(reencoded).frames).content_id == content_id
+    # At 64x64 a cell is under 5 pixels; halving is measured at a size the service renders at.
+    large = np.repeat(np.repeat(clip, 4, axis=1), 4, axis=2)
+    marked = watermark.embed(large, content_id)
+    original = encoding.encode_mp4(marked, fps=FPS)
+    lower = int(len(original) * 8 / 5 * 0.6)
+    reencoded = encoding.decode_mp4(encoding.encode_mp4(marked, fps=FPS, bit_rate=lower)).frames
+    assert watermark.read(reencoded).key == watermark.key_of(content_id)
+    halved = reencoded.reshape(len(reencoded), 128, 2, 128, 2, 3).mean(axis=(2, 4)).astype(np.uint8)
+    assert watermark.read(encoding.decode_mp4(encoding.encode_mp4(halved, fps=FPS)).frames).key == (
+        watermark.key_of(content_id)
+    )
+    # No frame number is needed: any 2 s (16 frames here) from anywhere decode alone.
+    for start in (0, 7, 13, 24):
+        assert watermark.read(reencoded[start : start + 2 * FPS]).key == watermark.key_of(content_id)
 
 
-def test_watermark_polarity_flip_is_detected_by_the_header(clip):
+def test_watermark_reads_mirrored_and_inverted_copies(clip):
     content_id = uuid.uuid4()
     marked = watermark.embed(clip, content_id)
-    reading = watermark.read(255 - marked)
-    assert reading.content_id == content_id and reading.inverted
+    inverted = watermark.read(255 - marked)
+    assert inverted.key == watermark.key_of(content_id) and inverted.inverted
+    mirrored = watermark.read(np.ascontiguousarray(marked[:, :, ::-1]))
+    assert mirrored.key == watermark.key_of(content_id) and mirrored.mirrored
 
 
 def test_unmarked_video_has_no_watermark(clip):
-    assert watermark.read(clip).content_id is None
+    assert watermark.read(clip).key is None
 
 
-def test_hamming_corrects_one_flipped_bit_per_codeword():
+def test_the_code_corrects_a_tenth_of_the_coded_bits_flipped():
     rng = np.random.default_rng(0)
-    data = rng.integers(0, 2, size=160, dtype=np.uint8)
-    coded = watermark.hamming_encode(data)
-    for word in range(0, len(coded) // 7):
-        coded[word * 7 + int(rng.integers(0, 7))] ^= 1
-    assert np.array_equal(watermark.hamming_decode(coded), data)
+    message = rng.integers(0, 2, size=watermark.MESSAGE_BITS, dtype=np.uint8)
+    coded = watermark.encode_message(message)
+    assert len(coded) == watermark.CODED_BITS
+    soft = coded.astype(np.float64) * 2 - 1
+    flipped = rng.permutation(len(soft))[: len(soft) // 10]
+    soft[flipped] *= -1
+    assert np.array_equal(watermark.decode_message(soft), message)
+    assert not np.array_equal(watermark.decode_message(-soft), message)

@@ -34,6 +34,10 @@ def _no_broker(monkeypatch):
 
 def test_job_runs_to_a_labelled_watermarked_draft_post(user, tiny_renderer):
     job = request_job(user)
+    # A fixed content id keeps the watermark check deterministic (see generation/watermark.py for
+    # how often a 64x64 clip of the tiny model's textured noise decodes).
+    Generation.objects.filter(pk=job.pk).update(content_id=uuid.UUID("3d2f8c1e-5b6a-4c7d-8e9f-0a1b2c3d4e5f"))
+    job.refresh_from_db()
     done = worker.execute_generation(job.pk, renderer=tiny_renderer)
     assert done.status == GenerationStatus.SUCCEEDED and done.progress == 1.0
     post = Post.objects.get(pk=done.post_id)
@@ -41,10 +45,12 @@ def test_job_runs_to_a_labelled_watermarked_draft_post(user, tiny_renderer):
     assert post.prompt == BODY["prompt"] and post.duration_s == pytest.approx(3, abs=0.2)
     with post.video.open("rb") as handle:
         data = handle.read()
-    from generation.provenance import read_labels
+    from generation import watermark
+    from generation.provenance import read_upload
 
-    reading = read_labels(data)
-    assert reading.watermark_found and reading.content_id == job.content_id
+    reading = read_upload(data)
+    assert reading.watermark.key == watermark.key_of(job.content_id)
+    assert reading.labelled_content_id == job.content_id
     assert reading.label["ProduceID"] == str(job.content_id)
     record = Provenance.objects.get(post=post).record
     assert record["prompt"] == BODY["prompt"] and record["seed"] == 11
@@ -235,6 +241,8 @@ def test_provenance_is_for_the_author_only_and_verify_names_the_post(user, make_
         format="multipart",
     ).json()
     assert again["label"] is None and again["watermark_found"] and again["post_id"] == str(job.post_id)
+    assert again["match"] == {"by": "watermark", "score": 1.0}
+    assert again["content_id"] == str(job.content_id)
 
 
 def test_verify_a_file_from_elsewhere_and_a_file_that_is_not_video(user, tiny_renderer):
