@@ -11,9 +11,14 @@ class CameoConfig(AppConfig):
 
         # A configured encoder whose model files are missing stops startup, naming what it needs.
         check_configured_encoder()
-        from django.db.models.signals import post_save
+        from django.db.models.signals import post_save, pre_delete
 
-        from cameo.services import count_appearances_on_publish, refuse_publish_without_consent
+        from cameo.services import (
+            count_appearances_on_publish,
+            refuse_publish_without_consent,
+            uncount_appearances_on_delete,
+            uncount_appearances_on_take_down,
+        )
         from social.hooks import register_publish_check
 
         register_publish_check(refuse_publish_without_consent)
@@ -22,6 +27,17 @@ class CameoConfig(AppConfig):
             count_appearances_on_publish,
             sender="social.Post",
             dispatch_uid="cameo.count_appearances_on_publish",
+        )
+        # ... and stops counting once taken down or deleted.
+        post_save.connect(
+            uncount_appearances_on_take_down,
+            sender="social.Post",
+            dispatch_uid="cameo.uncount_appearances_on_take_down",
+        )
+        pre_delete.connect(
+            uncount_appearances_on_delete,
+            sender="social.Post",
+            dispatch_uid="cameo.uncount_appearances_on_delete",
         )
 
         from django.conf import settings

@@ -14,7 +14,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Abs, Coalesce, Exp, Greatest, Ln, Lower
 from django.utils import timezone
 from pgvector.django import CosineDistance
@@ -793,6 +793,47 @@ def count_published_appearances(*, post_id: int, at: dt.datetime | None = None) 
             trending_at=Greatest(Coalesce(F("trending_at"), Value(at)), Value(at)),
         )
     return cameo_ids
+
+
+def uncount_published_appearances(*, post_id: int) -> list[int]:
+    """Takes a post's counted appearances back out of their cameos' trending scores (the post was
+    taken down or deleted), each once: the rows are locked and their `published_at` cleared.
+    Returns the cameo ids changed."""
+    with transaction.atomic():
+        counted = list(
+            Appearance.objects.select_for_update()
+            .filter(post_id=post_id, published_at__isnull=False)
+            .order_by("pk")
+            .values_list("pk", "cameo_id", "published_at")
+        )
+        if not counted:
+            return []
+        Appearance.objects.filter(pk__in=[pk for pk, _cameo_id, _at in counted]).update(published_at=None)
+        for cameo_id, at in sorted({(cameo_id, at) for _pk, cameo_id, at in counted}):
+            weight = Value(trending_clock(at))
+            # key := ln(exp(key) - exp(weight)); nothing left (the key was this appearance alone,
+            # to rounding) is no score at all.
+            Cameo.objects.filter(pk=cameo_id).update(
+                trending_key=Case(
+                    When(trending_key__lte=weight + Value(1e-9), then=Value(None)),
+                    default=F("trending_key") + Ln(1 - Exp(weight - F("trending_key"))),
+                )
+            )
+    return sorted({cameo_id for _pk, cameo_id, _at in counted})
+
+
+def uncount_appearances_on_take_down(sender, instance: Post, update_fields=None, **kwargs) -> None:
+    """`post_save` of a post (connected in CameoConfig.ready): a post taken down stops counting."""
+    if kwargs.get("raw"):
+        return
+    if instance.status == PostStatus.REMOVED and (update_fields is None or "status" in update_fields):
+        uncount_published_appearances(post_id=instance.pk)
+
+
+def uncount_appearances_on_delete(sender, instance: Post, **kwargs) -> None:
+    """`pre_delete` of a post (connected in CameoConfig.ready), its author's or with their
+    account: its appearances stop counting before their rows go with it."""
+    uncount_published_appearances(post_id=instance.pk)
 
 
 def count_appearances_on_publish(sender, instance: Post, update_fields=None, **kwargs) -> None:

@@ -11,7 +11,7 @@ from cameo import services
 from cameo.models import TRENDING_TAU_S, Cameo, CameoKind, CameoStatus, Permission
 from social import hooks
 from social.models import Post, PostStatus
-from social.services import block_user, publish_post
+from social.services import block_user, delete_account, delete_post, publish_post, take_down_post
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -148,3 +148,26 @@ def test_query_count_does_not_grow_with_page_size(make_user, django_assert_num_q
     assert len(ids) == len(set(ids)) == min(2 * limit, 12)
     scores = [item["trending_score"] for item in first["results"] + second["results"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_post_taken_down_or_deleted_stops_counting(make_user):
+    owner, author, moderator = make_user("owner"), make_user("author"), make_user("mod")
+    moderator.is_staff = True
+    moderator.save(update_fields=["is_staff"])
+    rex, mia = shared_cameo(owner, "rex"), shared_cameo(owner, "mia")
+    earlier = published_days_ago(author, 2, rex)
+    taken_down = publish_with(author, rex, mia)
+    deleted = publish_with(author, rex)
+    assert score(rex) == pytest.approx(2 + math.exp(-2 * 86400 / TRENDING_TAU_S), abs=1e-3)
+
+    take_down_post(actor=moderator, post=taken_down)
+    take_down_post(actor=moderator, post=taken_down)  # again: counted out once
+    assert score(mia) == 0 and Cameo.objects.get(pk=mia.pk).trending_key is None
+    assert score(rex) == pytest.approx(1 + math.exp(-2 * 86400 / TRENDING_TAU_S), abs=1e-3)
+    delete_post(actor=author, post=deleted)
+    assert score(rex) == pytest.approx(math.exp(-2 * 86400 / TRENDING_TAU_S), abs=1e-3)
+    # The author's account goes, and with it the last post that counted.
+    assert Post.objects.filter(pk=earlier.pk).exists()
+    delete_account(user=author)
+    assert Cameo.objects.get(pk=rex.pk).trending_key is None
+    assert [item["handle"] for item in trending(make_user("viewer"))["results"]] == []
