@@ -62,8 +62,10 @@ NEIGHBOURS = 10
 OFFSET_BIN_MS = 250
 MIN_VOTES = 6
 MIN_SHARE = 0.3
-# An upload is hashed over at most this many frames, spread over its length.
-MAX_UPLOAD_SAMPLES = 64
+# An upload is hashed over at most this many frames, spread over its length: each is two index
+# searches (it and its mirror), the most of a verification's time with 100k posts (64 frames made
+# a 10 s upload's search 0.43 s there; bench/README.md).
+MAX_UPLOAD_SAMPLES = 48
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ class Sampling:
 
 def upload_sampling(duration_ms: float | None, *, max_samples: int = MAX_UPLOAD_SAMPLES) -> Sampling:
     """An upload is sampled at most `max_samples` times, spread over it (one frame every
-    UPLOAD_SAMPLE_MS for uploads up to 8 s)."""
+    UPLOAD_SAMPLE_MS for uploads up to 6 s)."""
     interval = UPLOAD_SAMPLE_MS
     if duration_ms is not None:
         interval = max(UPLOAD_SAMPLE_MS, int(duration_ms / max_samples) + 1)

@@ -98,15 +98,28 @@ VERIFY_MAX_PIXELS = 200_000_000
 # 8K UHD: larger frames are refused from the header, before one is decoded (a single frame of
 # 16384x16384 would be 0.8 GB as RGB).
 VERIFY_MAX_FRAME_PIXELS = 7680 * 4320
-# The watermark is voted over at most this many frames (any 2 s carry it whole; 20 s at 30 fps).
-WATERMARK_MAX_FRAMES = 600
+# The watermark is voted over at most this many frames: any 2 s carry it whole, and 5 s at 30 fps
+# of votes is what bench/watermark.py measured.
+WATERMARK_MAX_FRAMES = 150
+# 8-bit Y'CbCr layouts whose first plane is the luma the watermark reads, as decoded.
+_EIGHT_BIT_LUMA_FIRST = {
+    "yuv420p",
+    "yuvj420p",
+    "yuv422p",
+    "yuvj422p",
+    "yuv444p",
+    "yuvj444p",
+    "nv12",
+    "nv21",
+    "gray",
+}
 
 
 def read_upload(data: bytes) -> UploadReading:
     """The AIGC metadata, the watermark and the fingerprint samples of a video, in one decoding
     pass; raises FrameTooLarge, `av.error.FFmpegError` or ValueError like `encoding.decode_mp4`.
-    Every frame is reduced by the decoder's scaler to the watermark's working size (a few
-    kilobytes) as it comes; only the sampled frames are converted to RGB."""
+    The watermark reads the decoded luma plane as it comes (no colour conversion); only the
+    sampled frames are converted to RGB."""
     with av.open(io.BytesIO(data), mode="r") as container:
         if not container.streams.video:
             raise ValueError("no video stream")
@@ -119,18 +132,20 @@ def read_upload(data: bytes) -> UploadReading:
             max_samples=_sample_budget(stream.codec_context.width, stream.codec_context.height),
         )
         reader = watermark.Reader()
+        lumas: list[np.ndarray] = []
         samples: list[tuple[int, np.ndarray]] = []
         start, decoded, size = None, 0, None
         for frame in container.decode(stream):
             if size is None:
                 size = (frame.width, frame.height)
                 _check_frame_size(*size)
-                columns, rows = watermark.working_size(frame.height, frame.width)
             elif (frame.width, frame.height) != size:
                 raise ValueError("the frame size changes within the video")
             if decoded < WATERMARK_MAX_FRAMES:
-                small = frame.reformat(width=columns, height=rows, format="gray", interpolation="AREA")
-                reader.add(small.to_ndarray())
+                lumas.append(_luma_plane(frame))
+                if len(lumas) == watermark.CHUNK_FRAMES:
+                    reader.add(np.stack(lumas))
+                    lumas.clear()
             decoded += 1
             if frame.time is not None:
                 start = frame.time if start is None else start
@@ -141,7 +156,18 @@ def read_upload(data: bytes) -> UploadReading:
                 break
     if not decoded:
         raise ValueError("no frames")
+    if lumas:
+        reader.add(np.stack(lumas))
     return UploadReading(label=label, watermark=reader.reading(), samples=samples)
+
+
+def _luma_plane(frame: av.VideoFrame) -> np.ndarray:
+    """A copy of the frame's luma: its first plane as decoded, or converted for other formats."""
+    if frame.format.name not in _EIGHT_BIT_LUMA_FIRST:
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width].copy()
 
 
 def _check_frame_size(width: int, height: int) -> None:
