@@ -340,7 +340,7 @@ class Reader:
     def reading(self) -> WatermarkReading:
         if self.votes is None:
             return WatermarkReading(None)
-        best = None
+        unread = None  # what is reported when no hypothesis checks: the grid as it stands
         for mirrored in (False, True):
             soft = self.soft_bits(mirrored=mirrored)
             confidence = float(np.mean(np.abs(soft)) / (self.frames * STRENGTH))
@@ -356,9 +356,9 @@ class Reader:
                         confidence=confidence,
                         soft=soft,
                     )
-            if best is None:
-                best = WatermarkReading(None, confidence=confidence, soft=soft)
-        return best
+            if unread is None:
+                unread = WatermarkReading(None, confidence=confidence, soft=soft)
+        return unread
 
 
 def read(frames: np.ndarray) -> WatermarkReading:
