@@ -406,6 +406,8 @@ GENERATION_SIZES = {
     "diffusers": {"1:1": (480, 480), "9:16": (480, 720), "16:9": (720, 480)},
 }[GENERATION_BACKEND if GENERATION_BACKEND in ("tiny", "diffusers") else "diffusers"]
 GENERATION_MAX_DURATION_S = env_int("GENERATION_MAX_DURATION_S", 10)
+# A stitch (POST /posts/stitch) is at most this long in all.
+STITCH_MAX_DURATION_S = env_int("STITCH_MAX_DURATION_S", 60)
 GENERATION_MAX_IN_FLIGHT = {
     "free": env_int("IN_FLIGHT_LIMIT_FREE", 2),
     "pro": env_int("IN_FLIGHT_LIMIT_PRO", 5),

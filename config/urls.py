@@ -5,12 +5,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.errors import json_not_found
 
+# generation before social: its `posts/stitch` must be matched before social's `posts/<post_id>`.
 api_v1 = [
     path("", include("core.api.urls")),
+    path("", include("generation.api.urls")),
     path("", include("social.api.urls")),
     path("", include("cameo.api.urls")),
     path("", include("remix.api.urls")),
-    path("", include("generation.api.urls")),
 ]
 
 urlpatterns = [

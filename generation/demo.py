@@ -1,7 +1,8 @@
 """The generation part of the demo that `make run` loads: sample posts made through the real job
 path (request, moderation, quota, render with the configured backend, labels, watermark, storage,
 provenance, draft post), run in this process, then published. A remix chain of three (alice's
-post, bob's remix, carol's continuation) gives the remix demo its lineage; once the cameo demo has
+post, bob's remix, carol's continuation) gives the remix demo its lineage, and carol stitches it into
+one video; once the cameo demo has
 run, bob's post shows two cameos together (alice's, named by id, and his cat `@chelsea`, mentioned),
 each conditioning the video. Idempotent: each job has a fixed idempotency key, and a finished job
 is not run again.
@@ -12,7 +13,7 @@ from __future__ import annotations
 from cameo.demo import DEMO_PET_HANDLE
 from cameo.models import Cameo, CameoKind, CameoStatus
 from generation import services, worker
-from generation.models import Generation, GenerationStatus
+from generation.models import Generation, GenerationMode, GenerationStatus
 from social.models import Post, PostStatus, User
 
 DEMO_JOBS = [
@@ -28,6 +29,13 @@ DEMO_JOBS = [
         "continue",
     ),
 ]
+# The story relay as one video: carol stitches the three posts of the chain.
+STITCH_JOB = (
+    "carol",
+    "demo-sunrise-relay",
+    ["demo-sunrise", "demo-sunrise-remix", "demo-sunrise-continue"],
+    "The whole sunrise relay, start to finish",
+)
 # Two cameos in one video: bob names alice's cameo (mutuals: they follow each other) and mentions
 # his cat; made only when the cameo demo has enrolled both.
 TWO_CAMEOS_JOB = (
@@ -67,6 +75,18 @@ def seed_generation_demo(users: dict[str, User] | None = None) -> list[Post]:
             seed=len(key),
         )
         jobs[key] = _run(users[username], key, request, posts)
+    username, key, source_keys, caption = STITCH_JOB
+    sources = [jobs.get(source_key) for source_key in source_keys]
+    if username in users and all(job is not None and job.post_id for job in sources):
+        request = services.GenerationRequest(
+            prompt="",
+            duration_s=0,
+            aspect_ratio="",
+            mode=GenerationMode.STITCH,
+            source_ids=[job.post_id for job in sources],
+            caption=caption,
+        )
+        _run(users[username], key, request, posts)
     username, key, prompt = TWO_CAMEOS_JOB
     alice_cameo = _active_cameo(owner__username="alice", kind=CameoKind.PERSON)
     if username in users and alice_cameo is not None and _active_cameo(handle=DEMO_PET_HANDLE):

@@ -23,6 +23,8 @@ class GenerationMode(models.TextChoices):
     CREATE = "create", "Create"
     REMIX = "remix", "Remix"
     CONTINUE = "continue", "Continue"
+    # Joins existing posts (`source_ids`) into one; made with POST /posts/stitch, rendered by no model.
+    STITCH = "stitch", "Stitch"
 
 
 class AspectRatio(models.TextChoices):
@@ -57,6 +59,10 @@ class Generation(models.Model):
     remix_of = models.ForeignKey(
         "social.Post", null=True, blank=True, on_delete=models.SET_NULL, related_name="generations_remixing"
     )
+    # A stitch's posts, in the order they are joined (a post may come more than once).
+    source_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    # The caption the post is made with (a stitch's; a generation's post starts without one).
+    caption = models.TextField(blank=True, default="")
     seed = models.BigIntegerField()
     idempotency_key = models.CharField(max_length=128, blank=True, default="")
     licences = models.JSONField(default=list, blank=True)

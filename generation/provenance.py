@@ -49,7 +49,7 @@ def build_record(
             }
             for entry in job.cameo_consents
         ],
-        "sources": [] if job.remix_of_id is None else [{"post_id": str(job.remix_of_id), "mode": job.mode}],
+        "sources": _sources_of(job),
         "licences": job.licences,
         "labels": {
             "visible": labels.LABEL_TEXT,
@@ -60,6 +60,13 @@ def build_record(
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": timezone.now().isoformat(),
     }
+
+
+def _sources_of(job) -> list[dict[str, str]]:
+    """The posts the video was made from: a stitch's in the order joined, or a remix's one."""
+    if job.source_ids:
+        return [{"post_id": str(post_id), "mode": job.mode} for post_id in job.source_ids]
+    return [] if job.remix_of_id is None else [{"post_id": str(job.remix_of_id), "mode": job.mode}]
 
 
 def _conditioning_of(entry: dict, conditioning: dict[str, str] | None) -> dict[str, str]:

@@ -80,21 +80,27 @@ def _check_quota(user: User) -> None:
 
 
 def _authorised_likenesses(
-    *, user: User, cameo_ids: Sequence, sources: Sequence[Post], mentions: dict[int, str] | None = None
+    *,
+    user: User,
+    cameo_ids: Sequence,
+    sources: Sequence[Post],
+    mentions: dict[int, str] | None = None,
+    max_cameos: int = MAX_CAMEOS_PER_JOB,
 ) -> list:
     """Every cameo the video will carry (named by id, then mentioned, then inherited from its
     sources), each authorised for `user` now by the one rule (cameo.lineage); 422
     `too_many_cameos` past MAX_CAMEOS_PER_JOB in all, 403 `cameo_not_permitted` for the first that
-    is not usable (naming the mention, not the cameo behind it, for one the prompt mentions)."""
+    is not usable (naming the mention, not the cameo behind it, for one the prompt mentions).
+    A stitch, which conditions no model on them, may carry up to `max_cameos`."""
     from cameo.lineage import authorize_likenesses, job_likenesses
 
     mentions = mentions or {}
     likenesses = job_likenesses(cameo_ids=[*cameo_ids, *mentions], sources=sources)
-    if len(likenesses) > MAX_CAMEOS_PER_JOB:
+    if len(likenesses) > max_cameos:
         raise RuleRefusal(
-            f"A video shows at most {MAX_CAMEOS_PER_JOB} cameos; this one would show {len(likenesses)}.",
+            f"A video shows at most {max_cameos} cameos; this one would show {len(likenesses)}.",
             code="too_many_cameos",
-            details={"max": MAX_CAMEOS_PER_JOB, "cameos": [str(item.cameo_id) for item in likenesses]},
+            details={"max": max_cameos, "cameos": [str(item.cameo_id) for item in likenesses]},
         )
     try:
         return authorize_likenesses(user=user, likenesses=likenesses)
@@ -162,6 +168,58 @@ class GenerationRequest:
     remix_of: int | None = None
     mode: str | None = None
     seed: int | None = None
+    # A stitch's posts in order (mode stitch; prompt, duration and aspect ratio come from them).
+    source_ids: Sequence[int] = ()
+    caption: str = ""
+
+
+# A stitch joins at most this many posts, at most this long in all; it may carry every cameo of
+# its sources (no model is conditioned on them), at most this many.
+MAX_STITCH_SOURCES = 10
+MAX_CAMEOS_PER_STITCH = MAX_STITCH_SOURCES * MAX_CAMEOS_PER_JOB
+
+
+def check_stitch_source(*, user: User, post_id) -> Post:
+    """A post `user` may stitch: their own (a draft only if it could be published now) or a
+    published post that allows remixing, exactly the posts they may remix (remix.services:
+    404 for what they cannot see, blocks and removed posts included; 403 `remix_not_allowed`;
+    409 `consent_revoked`), and one that still has its video."""
+    from remix.services import check_remix_allowed
+
+    source = check_remix_allowed(user=user, source_post=post_id)
+    if not source.video.name:
+        raise NotFound("No such post.")
+    return source
+
+
+def stitch_request(request: GenerationRequest, sources: Sequence[Post]) -> GenerationRequest:
+    """What a stitch of `sources` is: their prompts one after another, their lengths added up (422
+    `stitch_too_long` past STITCH_MAX_DURATION_S), the first one's aspect ratio."""
+    from generation.joining import nearest_aspect
+    from generation.models import AspectRatio
+
+    total_s = sum(source.duration_s for source in sources)
+    if total_s > settings.STITCH_MAX_DURATION_S:
+        raise RuleRefusal(
+            f"A stitch is at most {settings.STITCH_MAX_DURATION_S} s; these posts add up to {total_s:.1f} s.",
+            code="stitch_too_long",
+            details={"max_s": settings.STITCH_MAX_DURATION_S, "duration_s": round(total_s, 3)},
+        )
+    first = sources[0]
+    aspect = (
+        nearest_aspect(first.width, first.height, AspectRatio.values)
+        if first.width and first.height
+        else AspectRatio.PORTRAIT
+    )
+    return GenerationRequest(
+        prompt="\n".join(source.prompt for source in sources if source.prompt)[:MAX_PROMPT_CHARS],
+        duration_s=max(1, round(total_s)),
+        aspect_ratio=aspect,
+        mode=GenerationMode.STITCH,
+        seed=0,
+        source_ids=[source.pk for source in sources],
+        caption=request.caption,
+    )
 
 
 def request_generation(
@@ -184,25 +242,41 @@ def request_generation(
         if existing is not None:
             return existing, False
     mode = request.mode or (GenerationMode.REMIX if request.remix_of is not None else GenerationMode.CREATE)
-    if (mode == GenerationMode.CREATE) != (request.remix_of is None):
-        raise ApiError(
-            "A remix or continuation needs remix_of, and remix_of needs mode remix or continue.",
-            details={"mode": ["Does not match remix_of."]},
+    source = None  # a remix's or continuation's one source
+    if mode == GenerationMode.STITCH:
+        if not 2 <= len(request.source_ids) <= MAX_STITCH_SOURCES:
+            raise ApiError(
+                f"A stitch joins 2 to {MAX_STITCH_SOURCES} posts.",
+                details={"post_ids": [f"Between 2 and {MAX_STITCH_SOURCES} ids."]},
+            )
+        sources = [check_stitch_source(user=user, post_id=post_id) for post_id in request.source_ids]
+        request = stitch_request(request, sources)
+        distinct = list({post.pk: post for post in sources}.values())
+        likenesses = _authorised_likenesses(
+            user=user, cameo_ids=(), sources=distinct, max_cameos=MAX_CAMEOS_PER_STITCH
         )
-    source = None
-    base_prompt = request.prompt
-    if request.remix_of is not None:
-        from remix.composition import compose_remix_prompt
-        from remix.services import check_remix_allowed
+        base_prompt = request.prompt
+    else:
+        if (mode == GenerationMode.CREATE) != (request.remix_of is None):
+            raise ApiError(
+                "A remix or continuation needs remix_of, and remix_of needs mode remix or continue.",
+                details={"mode": ["Does not match remix_of."]},
+            )
+        base_prompt = request.prompt
+        if request.remix_of is not None:
+            from remix.composition import compose_remix_prompt
+            from remix.services import check_remix_allowed
 
-        source = check_remix_allowed(user=user, source_post=request.remix_of)
-        base_prompt = compose_remix_prompt(source_prompt=source.prompt, instruction=request.prompt, mode=mode)
-    likenesses = _authorised_likenesses(
-        user=user,
-        cameo_ids=request.cameo_ids,
-        mentions=_mentioned_cameos(request.prompt),
-        sources=[source] if source else [],
-    )
+            source = check_remix_allowed(user=user, source_post=request.remix_of)
+            base_prompt = compose_remix_prompt(
+                source_prompt=source.prompt, instruction=request.prompt, mode=mode
+            )
+        likenesses = _authorised_likenesses(
+            user=user,
+            cameo_ids=request.cameo_ids,
+            mentions=_mentioned_cameos(request.prompt),
+            sources=[source] if source else [],
+        )
     cameos = [likeness.cameo for likeness in likenesses]
     composed = compose_prompt(base_prompt=base_prompt, cameos=cameos)
     # The composed prompt is what the model renders, so it is what the rules judge: an owner's
@@ -228,6 +302,8 @@ def request_generation(
                 likeness_ids=[cameo.pk for cameo in cameos],
                 cameo_consents=[likeness.consent_entry() for likeness in likenesses],
                 remix_of=source,
+                source_ids=[int(post_id) for post_id in request.source_ids],
+                caption=request.caption,
                 seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
                 idempotency_key=idempotency_key,
                 licences=licences,
@@ -247,11 +323,18 @@ def request_generation(
 
 
 def enqueue(job_id: int) -> None:
-    """Hands one job's message to the broker; raises when the broker cannot take it."""
+    """Hands one job's message to the broker (the GPU queue); raises when the broker cannot take it."""
     from generation.tasks import run_generation
 
     # No publish retries here: a job the broker cannot take stays in the outbox.
     run_generation.apply_async(args=[job_id], retry=False)
+
+
+def enqueue_stitch(job_id: int) -> None:
+    """Hands a stitch's message to the broker: the CPU queue's task, as a stitch renders nothing."""
+    from generation.tasks import run_stitch
+
+    run_stitch.apply_async(args=[job_id], retry=False)
 
 
 def dispatch_generations(*, job_ids: Sequence[int] | None = None) -> list[int]:
@@ -269,7 +352,9 @@ def dispatch_generations(*, job_ids: Sequence[int] | None = None) -> list[int]:
     )
     if job_ids is not None:
         due = due.filter(pk__in=list(job_ids))
-    return dispatch_due(due=due, sent_field="dispatched_at", send=enqueue)
+    stitches = Q(mode=GenerationMode.STITCH)
+    sent = dispatch_due(due=due.exclude(stitches), sent_field="dispatched_at", send=enqueue)
+    return sent + dispatch_due(due=due.filter(stitches), sent_field="dispatched_at", send=enqueue_stitch)
 
 
 def get_own_generation(*, user: User, job_id) -> Generation:
@@ -464,8 +549,10 @@ def complete_generation(
             author=job.user,
             video=video_path,
             prompt=job.prompt,
+            caption=job.caption,
             status="draft",
             remix_of=job.remix_of,
+            source_ids=job.source_ids,
             content_id=job.content_id,
             provider=settings.GENERATION_PROVIDER,
             cameo_owner_ids=[entry["owner_id"] for entry in job.cameo_consents],

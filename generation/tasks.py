@@ -1,6 +1,7 @@
 """Celery tasks of the generation app: thin, take ids, idempotent.
 
-`run_generation` runs on the `gpu` queue with late acknowledgement, so a worker that dies before
+`run_generation` runs on the `gpu` queue (`run_stitch`, which joins posts and renders nothing, on
+the default one) with late acknowledgement, so a worker that dies before
 finishing leaves the message to be delivered again; the job's own state (claimed with a heartbeat
 and an attempt count) decides whether a delivery still has work to do. The job row, not the
 message, is the source of truth: the periodic jobs (`manage.py run_periodic`, registered in
@@ -42,5 +43,17 @@ def load_models_at_worker_start(**_kwargs) -> None:
     **RETRY_WHILE_THE_DATABASE_IS_AWAY,
 )
 def run_generation(job_id: int) -> str | None:
+    job = worker.execute_generation(int(job_id))
+    return None if job is None else job.status
+
+
+@shared_task(
+    name="generation.tasks.run_stitch",
+    acks_late=True,
+    ignore_result=True,
+    **RETRY_WHILE_THE_DATABASE_IS_AWAY,
+)
+def run_stitch(job_id: int) -> str | None:
+    """A stitch, on the default (CPU) queue: the same job lifecycle, with no model to load."""
     job = worker.execute_generation(int(job_id))
     return None if job is None else job.status

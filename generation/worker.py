@@ -1,4 +1,5 @@
-"""What a GPU worker does with one job, from claim to draft post.
+"""What a GPU worker does with one job, from claim to draft post (a stitch, on a CPU worker, joins
+its sources where others render).
 
 claim -> consent recheck -> render (progress + heartbeat per step; a cancelled or blocked job stops
 at the next step) -> duration, visible label, watermark -> likeness scan -> H.264 MP4 with the AIGC
@@ -17,7 +18,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from generation import encoding, fingerprints, labels, services, watermark
+from generation import encoding, fingerprints, joining, labels, services, watermark
 from generation.backends import (
     BackendError,
     IdentityInput,
@@ -27,7 +28,7 @@ from generation.backends import (
     cameo_conditioning,
     get_renderer,
 )
-from generation.models import Generation, GenerationStatus
+from generation.models import Generation, GenerationMode, GenerationStatus
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +105,40 @@ def render_request(job: Generation) -> RenderRequest:
 
 
 def finish_frames(frames: np.ndarray, job: Generation) -> np.ndarray:
+    """The visible label and the watermark on the clip, a rendered one first held to the job's
+    duration (a stitch's frames already have theirs)."""
     fps = settings.GENERATION_FPS
-    clip = encoding.stretch_to_duration(frames, duration_s=job.duration_s, fps=fps)
+    clip = frames
+    if job.mode != GenerationMode.STITCH:
+        clip = encoding.stretch_to_duration(frames, duration_s=job.duration_s, fps=fps)
     clip = labels.stamp_visible_label(clip, fps=fps, platform_mark=settings.GENERATION_PLATFORM_MARK)
     return watermark.embed(clip, job.content_id)
+
+
+# What a stitch's provenance names as its model: none rendered it.
+STITCH_MODEL_ID = "stitch"
+
+
+def joined_sources(job: Generation, attempt: int) -> np.ndarray:
+    """A stitch's posts decoded and joined (generation.joining) at the job's size and
+    GENERATION_FPS. Each source is checked again as the request checked it (a post removed,
+    made private to the requester or closed to remixing since fails the job with that code)."""
+    from core.errors import ApiError
+
+    clips = []
+    for index, post_id in enumerate(job.source_ids):
+        try:
+            post = services.check_stitch_source(user=job.user, post_id=post_id)
+        except ApiError as refusal:
+            raise BackendError(
+                f"Post {post_id} can no longer be stitched: {refusal}", code=refusal.code
+            ) from refusal
+        with post.video.open("rb") as handle:
+            video = encoding.decode_mp4(handle)
+        clips.append(joining.Clip(video.frames, video.fps or settings.GENERATION_FPS))
+        beat(job.pk, attempt, RENDER_SHARE * (index + 1) / len(job.source_ids))
+    width, height = settings.GENERATION_SIZES[job.aspect_ratio]
+    return joining.join(clips, width=width, height=height, fps=settings.GENERATION_FPS)
 
 
 def job_cameo_ids(job: Generation) -> list[int]:
@@ -172,10 +203,15 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
             )
         clock = time.perf_counter()
         timings = {}
-        renderer = renderer or get_renderer()
-        request = render_request(job)
-        timings["prepare_s"], clock = time.perf_counter() - clock, time.perf_counter()
-        frames = renderer.generate(request, _Progress(job_id, attempt))
+        if job.mode == GenerationMode.STITCH:
+            frames = joined_sources(job, attempt)
+            model_id, conditioning = STITCH_MODEL_ID, None
+        else:
+            renderer = renderer or get_renderer()
+            request = render_request(job)
+            timings["prepare_s"], clock = time.perf_counter() - clock, time.perf_counter()
+            frames = renderer.generate(request, _Progress(job_id, attempt))
+            model_id, conditioning = renderer.model_id_for(request), cameo_conditioning(request)
         timings["render_s"], clock = time.perf_counter() - clock, time.perf_counter()
         # The stages after rendering beat too: without it the reaper would take a long finish for a
         # dead worker and queue the job again.
@@ -208,8 +244,8 @@ def execute_generation(job_id: int, *, renderer=None) -> Generation | None:
             done = services.complete_generation(
                 job_id=job_id,
                 video_path=str(path),
-                model_id=renderer.model_id_for(request),
-                conditioning=cameo_conditioning(request),
+                model_id=model_id,
+                conditioning=conditioning,
                 attempt=attempt,
                 fingerprints=frame_hashes,
             )

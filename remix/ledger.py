@@ -14,6 +14,7 @@ new events, entries and postings in one statement.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,24 +81,44 @@ class SplitRates:
         )
 
 
+def remix_source_bps(*, remix_bps: int, remix_sources: Sequence[int | None]) -> dict[int, int]:
+    """The remix share in whole basis points per author of a source. `remix_sources` has one entry
+    per source post, its author (None for a source deleted since): a remix or continuation has
+    one, a stitch up to ten, and each source earns remix_bps / (number of sources) for its author,
+    so an author of two of four sources earns half. Each author gets the floor of their exact
+    share; the points the floors leave go one each to the largest remainders (ties to the lower
+    user id), never past the floor of the authors' exact total. A deleted source earns no one."""
+    count = len(remix_sources)
+    if not count:
+        return {}
+    sources_by_author = Counter(author for author in remix_sources if author is not None)
+    shares = {author: divmod(remix_bps * sources, count) for author, sources in sources_by_author.items()}
+    leftover = remix_bps * sum(sources_by_author.values()) // count - sum(
+        whole for whole, _ in shares.values()
+    )
+    by_remainder = sorted(shares, key=lambda author: (-shares[author][1], author))
+    return {author: shares[author][0] + (author in by_remainder[:leftover]) for author in sorted(shares)}
+
+
 def split_claims(
     *,
     rates: SplitRates,
     ip_shares: Sequence[IpShare],
     cameo_owner_ids: Iterable[int],
-    remix_source_id: int | None,
+    remix_sources: Sequence[int | None],
     creator_id: int,
 ) -> list[tuple[Party, int]]:
     """The parties other than the creator with their basis points, in API.md's order: platform,
-    licensed IP (by IP id), cameo owners other than the creator (by user id), the remixed post's
-    author if not the creator."""
+    licensed IP (by IP id), cameo owners other than the creator (by user id), the authors of the
+    posts it was made from other than the creator (by user id; `remix_source_bps`)."""
     claims: list[tuple[Party, int]] = [(Party("platform", None), rates.platform_bps)]
     for share in sorted(ip_shares, key=lambda share: share.ip_id):
         claims.append((Party("rights_holder", share.rights_holder_id, share.ip_id), share.bps))
     for owner_id in sorted(set(cameo_owner_ids) - {creator_id}):
         claims.append((Party("cameo_owner", owner_id), rates.cameo_bps))
-    if remix_source_id is not None and remix_source_id != creator_id:
-        claims.append((Party("remix_source", remix_source_id), rates.remix_bps))
+    for author_id, bps in remix_source_bps(remix_bps=rates.remix_bps, remix_sources=remix_sources).items():
+        if author_id != creator_id:
+            claims.append((Party("remix_source", author_id), bps))
     return claims
 
 
@@ -107,7 +128,7 @@ def split_revenue(
     rates: SplitRates,
     ip_shares: Sequence[IpShare] = (),
     cameo_owner_ids: Iterable[int] = (),
-    remix_source_id: int | None = None,
+    remix_sources: Sequence[int | None] = (),
     creator_id: int,
 ) -> list[Split]:
     """Split `amount_minor` (an integer >= 0) between the parties of a post, per API.md.
@@ -125,7 +146,7 @@ def split_revenue(
         rates=rates,
         ip_shares=ip_shares,
         cameo_owner_ids=cameo_owner_ids,
-        remix_source_id=remix_source_id,
+        remix_sources=remix_sources,
         creator_id=creator_id,
     )
     if any(bps < 0 for _, bps in claims):
@@ -242,7 +263,11 @@ def _account_ids(sql: str, keys: set[tuple[str, int, str]]) -> dict[tuple[str, i
 # size of the table.
 POST_PARTIES_SQL = """
 SELECT post.id AS post_id, post.author_id AS creator_id, post.cameo_owner_ids,
-       (SELECT parent.author_id FROM social_post parent WHERE parent.id = post.remix_of_id) AS remix_source_id,
+       CASE WHEN cardinality(post.source_ids) > 0
+            THEN ARRAY(SELECT parent.author_id FROM unnest(post.source_ids) WITH ORDINALITY AS source (id, n)
+                       LEFT JOIN social_post parent ON parent.id = source.id ORDER BY source.n)
+            ELSE ARRAY(SELECT parent.author_id FROM social_post parent WHERE parent.id = post.remix_of_id)
+       END AS remix_sources,
        (SELECT json_agg(json_build_object('ip_id', licence.ip_id, 'rights_holder_id', ip.rights_holder_id,
                                           'bps', policy.revenue_share_bps) ORDER BY licence.ip_id)
           FROM remix_iplicence licence
@@ -251,14 +276,14 @@ SELECT post.id AS post_id, post.author_id AS creator_id, post.cameo_owner_ids,
          WHERE licence.post_id = post.id) AS ip_shares
   FROM jsonb_array_elements_text(%s::jsonb) AS wanted(id)
  CROSS JOIN LATERAL (
-     SELECT id, author_id, cameo_owner_ids, remix_of_id FROM social_post WHERE id = wanted.id::bigint LIMIT 1
+     SELECT id, author_id, cameo_owner_ids, remix_of_id, source_ids FROM social_post WHERE id = wanted.id::bigint LIMIT 1
  ) AS post
 """
 
 
 def post_split_facts(*, post_ids: Iterable[int]) -> dict[int, dict]:
     """What `split_revenue` needs to know about each of these posts, in one query: its creator,
-    cameo owners, the remixed post's author, and its licensed IP with the share of the policy version
+    cameo owners, the authors of the posts it was made from, and its licensed IP with the share of the policy version
     each licence recorded (not the IP's current policy). Posts that do not exist are left out."""
     wanted = sorted(set(post_ids))
     if not wanted:
@@ -270,7 +295,7 @@ def post_split_facts(*, post_ids: Iterable[int]) -> dict[int, dict]:
         row["post_id"]: {
             "ip_shares": [IpShare(**share) for share in row["ip_shares"] or []],
             "cameo_owner_ids": list(row["cameo_owner_ids"] or []),
-            "remix_source_id": row["remix_source_id"],
+            "remix_sources": list(row["remix_sources"] or []),
             "creator_id": row["creator_id"],
         }
         for row in rows

@@ -194,6 +194,7 @@ def _post_record(post: Post, files: dict[tuple[int, str], str]) -> dict:
         "height": post.height,
         "remix_of": _str_or_none(post.remix_of_id),
         "root_id": _str_or_none(post.root_id),
+        "sources": [str(source_id) for source_id in post.source_ids],
         "remix_allowed": post.remix_allowed,
         "cameos": post.cameo_refs,
         "ip": post.ip_refs,

@@ -81,6 +81,9 @@ class Post(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="descendants"
     )
     depth = models.PositiveIntegerField(default=0)
+    # A stitch's sources in the order joined: its lineage to each (remix_of is a remix's or a
+    # continuation's one source). Ids, not keys: a source deleted later stays named here.
+    source_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     like_count = models.PositiveIntegerField(default=0)
     comment_count = models.PositiveIntegerField(default=0)
     remix_count = models.PositiveIntegerField(default=0)

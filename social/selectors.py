@@ -187,6 +187,7 @@ class PostCard:
     view_count: int
     remix_of_id: int | None
     root_id: int | None
+    source_ids: list[int]
     remix_allowed: bool
     cameo_refs: list[Any]
     ip_refs: list[Any]
@@ -200,7 +201,7 @@ class PostCard:
             post.pk, post.author_id, post.author.username, post.status, post.caption, post.prompt,
             post.video.name or "", post.poster.name or "", post.duration_s, post.width, post.height,
             post.created_at, post.published_at, post.like_count, post.comment_count, post.remix_count,
-            post.view_count, post.remix_of_id, post.root_id, post.remix_allowed, post.cameo_refs,
+            post.view_count, post.remix_of_id, post.root_id, post.source_ids, post.remix_allowed, post.cameo_refs,
             post.ip_refs, post.content_id, post.provider, liked_by_me,
         )  # fmt: skip
 
@@ -211,7 +212,7 @@ _LIKED_BY_VIEWER = "EXISTS (SELECT 1 FROM social_like l WHERE l.post_id = p.id A
 _CARD_COLUMNS = f"""
 SELECT p.id, p.author_id, u.username, p.status, p.caption, p.prompt, p.video, p.poster, p.duration_s,
        p.width, p.height, p.created_at, p.published_at, p.like_count, p.comment_count, p.remix_count,
-       p.view_count, p.remix_of_id, p.root_id, p.remix_allowed, p.cameo_refs::text, p.ip_refs::text,
+       p.view_count, p.remix_of_id, p.root_id, p.source_ids, p.remix_allowed, p.cameo_refs::text, p.ip_refs::text,
        p.content_id, p.provider, {_LIKED_BY_VIEWER}
 """
 # A card's post `p` and its author `u`.
@@ -270,7 +271,8 @@ _CARD_JSON = f"""json_build_object(
     'like_count', p.like_count, 'comment_count', p.comment_count, 'remix_count', p.remix_count,
     'view_count', p.view_count,
     'liked_by_me', {_LIKED_BY_VIEWER},
-    'remix_of', p.remix_of_id::text, 'root_id', p.root_id::text, 'remix_allowed', p.remix_allowed,
+    'remix_of', p.remix_of_id::text, 'root_id', p.root_id::text,
+    'sources', to_json(p.source_ids::text[]), 'remix_allowed', p.remix_allowed,
     'cameos', {_ref_list("p.cameo_refs", "'id', r->>'id', 'owner_username', r->'owner_username'")},
     'ip', {_ref_list("p.ip_refs", "'id', r->>'id', 'name', r->'name', 'rights_holder', r->'rights_holder'")},
     'ai_label', json_build_object('content_id', p.content_id::text, 'provider', p.provider)

@@ -236,6 +236,7 @@ def create_post(
     cameo_refs=(),
     ip_refs=(),
     remix_allowed: bool = True,
+    source_ids=(),
 ) -> Post:
     """Stores a video (a path or a Django File of an MP4) as a post with its poster frame.
 
@@ -274,6 +275,7 @@ def create_post(
                 cameo_owner_ids=sorted({int(owner_id) for owner_id in cameo_owner_ids}),
                 cameo_refs=list(cameo_refs),
                 ip_refs=list(ip_refs),
+                source_ids=[int(source_id) for source_id in source_ids],
             )
             post.video.name = video_name
             post.poster.name = poster_name

@@ -3,7 +3,8 @@ from rest_framework import serializers
 
 from core.serializers import IdField, StrictSerializer
 from generation.models import AspectRatio, Generation, GenerationMode
-from generation.services import MAX_PROMPT_CHARS
+from generation.services import MAX_PROMPT_CHARS, MAX_STITCH_SOURCES
+from social.models import Post
 
 
 class GenerationCreateSerializer(StrictSerializer):
@@ -19,8 +20,12 @@ class GenerationCreateSerializer(StrictSerializer):
         max_length=10,
     )
     remix_of = serializers.CharField(required=False, allow_null=True, max_length=32, default=None)
+    # A stitch is asked for at POST /posts/stitch.
     mode = serializers.ChoiceField(
-        choices=GenerationMode.choices, required=False, allow_null=True, default=None
+        choices=[choice for choice in GenerationMode.choices if choice[0] != GenerationMode.STITCH],
+        required=False,
+        allow_null=True,
+        default=None,
     )
     seed = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=2**31 - 1, default=None
@@ -35,6 +40,17 @@ class GenerationCreateSerializer(StrictSerializer):
             raise serializers.ValidationError("Not a post id.") from exc
 
 
+class StitchCreateSerializer(StrictSerializer):
+    post_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        min_length=2,
+        max_length=MAX_STITCH_SOURCES,
+    )
+    caption = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=Post._meta.get_field("caption").max_length
+    )
+
+
 class GenerationErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
@@ -45,6 +61,7 @@ class GenerationSerializer(serializers.ModelSerializer):
     cameo_ids = serializers.SerializerMethodField()
     inherited_cameo_ids = serializers.SerializerMethodField()
     remix_of = IdField(source="remix_of_id", allow_null=True)
+    sources = serializers.ListField(child=IdField(), source="source_ids")
     post_id = IdField(allow_null=True)
     error = serializers.SerializerMethodField()
 
@@ -61,6 +78,7 @@ class GenerationSerializer(serializers.ModelSerializer):
             "cameo_ids",
             "inherited_cameo_ids",
             "remix_of",
+            "sources",
             "seed",
             "created_at",
             "started_at",

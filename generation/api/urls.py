@@ -10,6 +10,8 @@ urlpatterns = [
         views.GenerationCancelView.as_view(),
         name="generation-cancel",
     ),
+    # Before social's posts/<post_id> (config/urls.py includes these first).
+    path("posts/stitch", views.StitchView.as_view(), name="posts-stitch"),
     path("posts/<str:post_id>/provenance", views.PostProvenanceView.as_view(), name="post-provenance"),
     path("provenance/verify", views.ProvenanceVerifyView.as_view(), name="provenance-verify"),
 ]

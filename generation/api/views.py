@@ -45,6 +45,31 @@ class GenerationsView(APIView):
         return Response(page_response_data(page, s.GenerationSerializer(page.items, many=True).data))
 
 
+class StitchView(APIView):
+    @extend_schema(
+        operation_id="posts_stitch",
+        request=s.StitchCreateSerializer,
+        responses={202: s.GenerationSerializer, **errors(403, 404, 409, 422, 429)},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    def post(self, request):
+        data = s.StitchCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job, _created = services.request_generation(
+            user=request.user,
+            request=services.GenerationRequest(
+                prompt="",
+                duration_s=0,
+                aspect_ratio="",
+                mode="stitch",
+                source_ids=data.validated_data["post_ids"],
+                caption=data.validated_data["caption"],
+            ),
+            idempotency_key=request.headers.get("Idempotency-Key") or "",
+        )
+        return Response(s.GenerationSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
 class GenerationDetailView(APIView):
     @extend_schema(responses={200: s.GenerationSerializer})
     def get(self, request, generation_id):

@@ -225,6 +225,7 @@ def render_post_card(card: PostCard, rendering: PostRendering) -> dict:
         "liked_by_me": bool(card.liked_by_me),
         "remix_of": None if card.remix_of_id is None else str(card.remix_of_id),
         "root_id": None if card.root_id is None else str(card.root_id),
+        "sources": [str(source_id) for source_id in card.source_ids or []],
         "remix_allowed": card.remix_allowed,
         "cameos": [
             {"id": _ref_id(ref), "owner_username": ref.get("owner_username")}
@@ -265,6 +266,8 @@ class PostSerializer(serializers.Serializer):
     liked_by_me = serializers.BooleanField()
     remix_of = IdField(source="remix_of_id", allow_null=True)
     root_id = IdField(allow_null=True)
+    # A stitch's posts in the order joined (empty for other posts).
+    sources = serializers.ListField(child=IdField())
     remix_allowed = serializers.BooleanField()
     cameos = CameoRefSerializer(many=True)
     ip = IpRefSerializer(many=True)

@@ -12,13 +12,17 @@ def test_demo_posts_are_made_through_the_job_path_and_seeding_again_changes_noth
     users = seed_social_demo()
     before = Post.objects.count()
     posts = seed_generation_demo(users)
-    assert len(posts) == 5 and all(post.status == "published" for post in posts)
-    assert Generation.objects.filter(status="succeeded").count() == 5
-    assert Provenance.objects.count() == 5
-    chain_end = Post.objects.get(pk=posts[-1].pk)
+    assert len(posts) == 6 and all(post.status == "published" for post in posts)
+    assert Generation.objects.filter(status="succeeded").count() == 6
+    assert Provenance.objects.count() == 6
+    chain_end = Post.objects.get(pk=posts[4].pk)
     assert chain_end.depth == 2 and chain_end.remix_of.remix_of_id == posts[0].pk
     assert Generation.objects.get(post=chain_end).mode == "continue"
+    # The relay stitched into one video, in the chain's order.
+    relay = Post.objects.get(pk=posts[5].pk)
+    assert relay.source_ids == [posts[0].pk, posts[3].pk, posts[4].pk]
+    assert Generation.objects.get(post=relay).mode == "stitch"
 
     again = seed_generation_demo(users)
     assert [post.pk for post in again] == [post.pk for post in posts]
-    assert Post.objects.count() == before + 5 and Generation.objects.count() == 5
+    assert Post.objects.count() == before + 6 and Generation.objects.count() == 6

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remix.ledger import IpShare, Party, SplitRates, split_revenue
+from remix.ledger import IpShare, Party, SplitRates, remix_source_bps, split_revenue
 
 RATES = SplitRates(platform_bps=3000, cameo_bps=500, remix_bps=1000)
 
@@ -18,7 +18,7 @@ def test_defaults_for_a_post_with_every_kind_of_party():
         rates=RATES,
         ip_shares=[IpShare(ip_id=7, rights_holder_id=70, bps=2000)],
         cameo_owner_ids=[3, 1],
-        remix_source_id=5,
+        remix_sources=[5],
         creator_id=9,
     )
     assert amounts(splits) == [
@@ -34,7 +34,7 @@ def test_defaults_for_a_post_with_every_kind_of_party():
 
 def test_the_creator_is_never_paid_as_cameo_owner_or_remix_source():
     splits = split_revenue(
-        amount_minor=1000, rates=RATES, cameo_owner_ids=[9], remix_source_id=9, creator_id=9
+        amount_minor=1000, rates=RATES, cameo_owner_ids=[9], remix_sources=[9], creator_id=9
     )
     assert amounts(splits) == [("platform", None, 300), ("creator", 9, 700)]
 
@@ -57,7 +57,7 @@ def test_shares_above_the_whole_shrink_pro_rata_and_the_creator_gets_nothing():
         amount_minor=1000,
         rates=RATES,
         ip_shares=[IpShare(1, 10, 5000), IpShare(2, 20, 5000)],
-        remix_source_id=5,
+        remix_sources=[5],
         creator_id=9,
     )
     # 3000 + 5000 + 5000 + 1000 = 14000 bps: platform 3/14, each IP 5/14, remix 1/14.
@@ -90,7 +90,7 @@ parties = st.fixed_dictionaries(
             unique_by=lambda share: share.ip_id,
         ),
         "cameo_owner_ids": st.lists(st.integers(1, 30), max_size=6),
-        "remix_source_id": st.none() | st.integers(1, 30),
+        "remix_sources": st.lists(st.none() | st.integers(1, 30), max_size=10),
         "creator_id": st.integers(1, 30),
     }
 )
@@ -114,11 +114,35 @@ def test_each_share_is_within_one_unit_of_its_exact_value(arguments):
     creator = arguments["creator_id"]
     claims = [rates.platform_bps, *(share.bps for share in arguments["ip_shares"])]
     claims += [rates.cameo_bps] * len(set(arguments["cameo_owner_ids"]) - {creator})
-    if arguments["remix_source_id"] not in (None, creator):
-        claims.append(rates.remix_bps)
+    remix = remix_source_bps(remix_bps=rates.remix_bps, remix_sources=arguments["remix_sources"])
+    claims += [bps for author, bps in remix.items() if author != creator]
     whole = max(10_000, sum(claims))
     paid_to_creator = sum(s.amount_minor for s in splits if s.party == Party("creator", creator))
     exact_creator = arguments["amount_minor"] * (whole - sum(claims)) / whole if whole == 10_000 else 0
     assert abs(paid_to_creator - exact_creator) < 1 + 1e-6 * max(1, exact_creator)
     if sum(claims) > 10_000:
         assert paid_to_creator == 0
+
+
+def test_a_stitch_splits_the_remix_share_between_its_sources_authors():
+    # Four sources: two by user 5, one by 6, one by the creator (9). 1000 bps: 500, 250, 250.
+    splits = split_revenue(amount_minor=10_000, rates=RATES, remix_sources=[5, 6, 5, 9], creator_id=9)
+    assert amounts(splits) == [
+        ("platform", None, 3000),
+        ("remix_source", 5, 500),
+        ("remix_source", 6, 250),
+        ("creator", 9, 6250),
+    ]
+    # A source deleted since earns no one: its part stays with the creator.
+    splits = split_revenue(amount_minor=10_000, rates=RATES, remix_sources=[5, None], creator_id=9)
+    assert amounts(splits) == [("platform", None, 3000), ("remix_source", 5, 500), ("creator", 9, 6500)]
+
+
+@given(st.integers(0, 10_000), st.lists(st.none() | st.integers(1, 5), min_size=1, max_size=10))
+def test_remix_points_are_whole_within_one_of_exact_and_never_more_than_the_share(remix_bps, sources):
+    shares = remix_source_bps(remix_bps=remix_bps, remix_sources=sources)
+    for author, bps in shares.items():
+        exact = remix_bps * sources.count(author) / len(sources)
+        assert exact - 1 < bps < exact + 1
+    existing = sum(1 for author in sources if author is not None)
+    assert sum(shares.values()) == remix_bps * existing // len(sources)

@@ -46,8 +46,9 @@ def test_create_post_probes_the_video_and_stores_it_with_a_poster(user, test_vid
     assert set(body) == {
         "id", "author", "status", "caption", "prompt", "video_url", "poster_url", "duration_s", "width",
         "height", "created_at", "published_at", "like_count", "comment_count", "remix_count", "view_count",
-        "liked_by_me", "remix_of", "root_id", "remix_allowed", "cameos", "ip", "ai_label",
+        "liked_by_me", "remix_of", "root_id", "sources", "remix_allowed", "cameos", "ip", "ai_label",
     }  # fmt: skip
+    assert body["sources"] == []
 
 
 def test_create_post_accepts_an_uploaded_file(user, test_video):
