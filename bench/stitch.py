@@ -37,7 +37,7 @@ def main() -> None:
         import provenance_corpus as corpus
         from django.conf import settings
 
-        from generation import encoding, labels, services, worker
+        from generation import encoding, services, worker
         from generation.models import Generation, GenerationStatus
         from social.models import User
         from social.services import create_post, register_user
@@ -63,7 +63,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             for index, (author, frames) in enumerate(zip(authors, clips, strict=True)):
                 path = Path(folder) / f"{index}.mp4"
-                path.write_bytes(encoding.encode_mp4(labels.stamp_visible_label(frames, fps=fps), fps=fps))
+                path.write_bytes(encoding.encode_mp4(corpus.label(frames, fps=fps), fps=fps))
                 posts.append(create_post(author=author, video=str(path), prompt=f"clip {index}", status="published"))
         stages: dict[str, list[float]] = {}
         for round_index in range(args.repeat):
