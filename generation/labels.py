@@ -129,17 +129,23 @@ def stamp_visible_label(frames: np.ndarray, *, fps: int, platform_mark: str) -> 
     mark_size = max(int(np.ceil(min(width, height) * MIN_TEXT_FRACTION)), 6)
     mark_w = _text_width(platform_mark, mark_size) + 2
     out = frames.copy()
+    # Only the patch a label or mark covers goes through PIL (a whole frame in and out of PIL cost
+    # more than the drawing); the patch reaches the frame's edge or twice the text's size, whichever
+    # is nearer, so what is drawn is what drawing on the whole frame would draw.
     for index in range(count):
-        image = Image.fromarray(out[index])
         if index < label_frames:
-            region = image.crop((0, 0, box_w, box_h))
-            image.paste(Image.blend(region, label, 0.75), (0, 0))
+            patch = out[index, :box_h, :box_w]
+            region = Image.fromarray(patch)
+            blended = Image.blend(region, label.crop((0, 0, region.width, region.height)), 0.75)
+            patch[...] = np.asarray(blended)
         else:
             # The mark travels along the frame's edge, a full lap every 4 seconds.
             phase = ((index - label_frames) / (4 * fps)) % 1.0
             x, y = _edge_position(phase, width - mark_w, height - mark_size - 2)
-            _draw_text(image, (x, y), platform_mark, mark_size, fill=(235, 235, 235))
-        out[index] = np.asarray(image)
+            patch = out[index, y : y + 2 * mark_size + 2, x : x + 2 * mark_w]
+            image = Image.fromarray(patch)
+            _draw_text(image, (0, 0), platform_mark, mark_size, fill=(235, 235, 235))
+            patch[...] = np.asarray(image)
     return out
 
 
