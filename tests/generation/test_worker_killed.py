@@ -26,9 +26,9 @@ def worker_env(**extra) -> dict:
     return {**os.environ, "DATABASE_URL": test_db, **extra}
 
 
-def start_worker(name: str, log_dir: Path, **extra) -> subprocess.Popen:
+def start_worker(name: str, log_dir: Path, *, queues: str = "gpu", **extra) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu", "--pool", "solo"]
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo"]
         + ["--hostname", f"{name}-{os.getpid()}@test", "--loglevel", "WARNING", "--without-mingle"]
         + ["--without-gossip", "--without-heartbeat"],
         cwd=BASE_DIR,
