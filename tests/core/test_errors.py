@@ -70,6 +70,13 @@ def test_unknown_url_is_json_404(api):
     assert_error(api.get("/api/v1/no-such-thing"), 404, "not_found")
 
 
+def test_unknown_url_is_json_404_for_a_post_without_csrf_cookie_too():
+    from rest_framework.test import APIClient
+
+    client = APIClient(enforce_csrf_checks=True)
+    assert_error(client.post("/api/v1/auth/login", {}, format="json"), 404, "not_found")
+
+
 def test_unknown_url_is_json_404_in_debug_too(api, settings):
     settings.DEBUG = True
     assert_error(api.get("/api/v1/generations/"), 404, "not_found")
