@@ -27,7 +27,9 @@ sys.path.insert(0, str(BASE_DIR / "bench"))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--size", default="480x720")
     args = parser.parse_args()
@@ -49,7 +51,9 @@ def main() -> None:
             from datetime import date
 
             existing = User.objects.filter(username=name).first()
-            return existing or register_user(username=name, password="bench-Password-1", birth_date=date(1990, 1, 1))
+            return existing or register_user(
+                username=name, password="bench-Password-1", birth_date=date(1990, 1, 1)
+            )
 
         authors = [user(f"stitch_author_{index}") for index in range(4)]
         stitcher = user("stitch_bench")
@@ -64,14 +68,20 @@ def main() -> None:
             for index, (author, frames) in enumerate(zip(authors, clips, strict=True)):
                 path = Path(folder) / f"{index}.mp4"
                 path.write_bytes(encoding.encode_mp4(corpus.label(frames, fps=fps), fps=fps))
-                posts.append(create_post(author=author, video=str(path), prompt=f"clip {index}", status="published"))
+                posts.append(
+                    create_post(author=author, video=str(path), prompt=f"clip {index}", status="published")
+                )
         stages: dict[str, list[float]] = {}
         for round_index in range(args.repeat):
             Generation.objects.filter(user=stitcher).update(status=GenerationStatus.CANCELLED)
             job, _ = services.request_generation(
                 user=stitcher,
                 request=services.GenerationRequest(
-                    prompt="", duration_s=0, aspect_ratio="", mode="stitch", source_ids=[post.pk for post in posts]
+                    prompt="",
+                    duration_s=0,
+                    aspect_ratio="",
+                    mode="stitch",
+                    source_ids=[post.pk for post in posts],
                 ),
                 enqueue_job=False,
             )
@@ -83,8 +93,12 @@ def main() -> None:
             for name, seconds in {**done.timings, "whole_s": whole}.items():
                 stages.setdefault(name, []).append(seconds)
             print(f"  round {round_index + 1}: {whole:.2f} s", file=sys.stderr, flush=True)
-        print(f"4 posts x 5 s at {width}x{height}, {fps} fps ({4 * 5 * fps} frames), median of {args.repeat}:")
-        print("  " + "; ".join(f"{name} {statistics.median(values):.3f} s" for name, values in stages.items()))
+        print(
+            f"4 posts x 5 s at {width}x{height}, {fps} fps ({4 * 5 * fps} frames), median of {args.repeat}:"
+        )
+        print(
+            "  " + "; ".join(f"{name} {statistics.median(values):.3f} s" for name, values in stages.items())
+        )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,7 @@ def load_models_at_worker_start(**_kwargs) -> None:
     **RETRY_WHILE_THE_DATABASE_IS_AWAY,
 )
 def run_generation(job_id: int) -> str | None:
-    job = worker.execute_generation(int(job_id))
-    return None if job is None else job.status
+    return _execute(job_id)
 
 
 @shared_task(
@@ -55,5 +54,9 @@ def run_generation(job_id: int) -> str | None:
 )
 def run_stitch(job_id: int) -> str | None:
     """A stitch, on the default (CPU) queue: the same job lifecycle, with no model to load."""
+    return _execute(job_id)
+
+
+def _execute(job_id: int) -> str | None:
     job = worker.execute_generation(int(job_id))
     return None if job is None else job.status

@@ -19,6 +19,16 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
+def _requested(request, generation_request: services.GenerationRequest) -> Response:
+    """Requests the job (the same Idempotency-Key returns the same job) and answers 202 with it."""
+    job, _created = services.request_generation(
+        user=request.user,
+        request=generation_request,
+        idempotency_key=request.headers.get("Idempotency-Key") or "",
+    )
+    return Response(s.GenerationSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
 class GenerationsView(APIView):
     @extend_schema(
         request=s.GenerationCreateSerializer,
@@ -28,12 +38,7 @@ class GenerationsView(APIView):
     def post(self, request):
         data = s.GenerationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job, _created = services.request_generation(
-            user=request.user,
-            request=services.GenerationRequest(**data.validated_data),
-            idempotency_key=request.headers.get("Idempotency-Key") or "",
-        )
-        return Response(s.GenerationSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return _requested(request, services.GenerationRequest(**data.validated_data))
 
     @extend_schema(
         operation_id="generations_list",
@@ -55,19 +60,16 @@ class StitchView(APIView):
     def post(self, request):
         data = s.StitchCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job, _created = services.request_generation(
-            user=request.user,
-            request=services.GenerationRequest(
-                prompt="",
-                duration_s=0,
-                aspect_ratio="",
-                mode="stitch",
-                source_ids=data.validated_data["post_ids"],
-                caption=data.validated_data["caption"],
-            ),
-            idempotency_key=request.headers.get("Idempotency-Key") or "",
+        # Prompt, duration and aspect ratio come from the sources (services.stitch_request).
+        stitch = services.GenerationRequest(
+            prompt="",
+            duration_s=0,
+            aspect_ratio="",
+            mode="stitch",
+            source_ids=data.validated_data["post_ids"],
+            caption=data.validated_data["caption"],
         )
-        return Response(s.GenerationSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return _requested(request, stitch)
 
 
 class GenerationDetailView(APIView):

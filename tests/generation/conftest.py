@@ -16,6 +16,27 @@ def tiny_renderer() -> Renderer:
 
 
 @pytest.fixture
+def made_through_the_job(tiny_renderer):
+    """make(author, status=..., **request): a post by `author` made through the real job path
+    (request_generation, then the worker with the tiny renderer), published unless `status` is draft."""
+    from generation import services, worker
+    from generation.models import GenerationStatus
+    from social import services as social_services
+    from social.models import Post, PostStatus
+
+    def make(author, *, status=PostStatus.PUBLISHED, **request) -> Post:
+        job, _ = services.request_generation(user=author, request=services.GenerationRequest(**request))
+        done = worker.execute_generation(job.pk, renderer=tiny_renderer)
+        assert done.status == GenerationStatus.SUCCEEDED, (done.error_code, done.error_message)
+        post = Post.objects.get(pk=done.post_id)
+        if status == PostStatus.PUBLISHED:
+            post = social_services.publish_post(actor=author, post=post)
+        return post
+
+    return make
+
+
+@pytest.fixture
 def alice_cameo(user, enrolled_cameo):  # noqa: F811
     """alice's cameo, usable by everyone, with instructions of her own."""
     cameo = enrolled_cameo(user, permission=Permission.EVERYONE, instructions="always in a red scarf")

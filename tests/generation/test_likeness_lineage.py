@@ -28,21 +28,9 @@ def _no_broker(monkeypatch):
 
 
 @pytest.fixture
-def made_with(tiny_renderer):
+def made_with(made_through_the_job):
     """A post by `author` made through the real job path, with `cameo_ids` or from `remix_of`."""
-
-    def make(author, *, status=PostStatus.PUBLISHED, **request) -> Post:
-        job, _ = services.request_generation(
-            user=author, request=services.GenerationRequest(**{**BODY, **request})
-        )
-        done = worker.execute_generation(job.pk, renderer=tiny_renderer)
-        assert done.status == GenerationStatus.SUCCEEDED, (done.error_code, done.error_message)
-        post = Post.objects.get(pk=done.post_id)
-        if status == PostStatus.PUBLISHED:
-            post = social_services.publish_post(actor=author, post=post)
-        return post
-
-    return make
+    return lambda author, **request: made_through_the_job(author, **{**BODY, **request})
 
 
 def generate(user, **body):

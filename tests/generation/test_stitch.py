@@ -31,24 +31,16 @@ def _no_broker(monkeypatch):
 
 
 @pytest.fixture
-def made(tiny_renderer):
+def made(made_through_the_job):
     """A post by `author` made through the real job path (1 s at the tiny backend's size)."""
 
-    def make(author, *, aspect_ratio="9:16", status=PostStatus.PUBLISHED, **request) -> Post:
+    def make(author, *, aspect_ratio="9:16", **request) -> Post:
         body = {
             "prompt": f"a lighthouse in a storm, {aspect_ratio}",
             "duration_s": 1,
             "aspect_ratio": aspect_ratio,
         }
-        job, _ = services.request_generation(
-            user=author, request=services.GenerationRequest(**{**body, **request})
-        )
-        done = worker.execute_generation(job.pk, renderer=tiny_renderer)
-        assert done.status == GenerationStatus.SUCCEEDED, (done.error_code, done.error_message)
-        post = Post.objects.get(pk=done.post_id)
-        if status == PostStatus.PUBLISHED:
-            post = social_services.publish_post(actor=author, post=post)
-        return post
+        return made_through_the_job(author, **{**body, **request})
 
     return make
 
