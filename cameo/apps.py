@@ -11,33 +11,23 @@ class CameoConfig(AppConfig):
 
         # A configured encoder whose model files are missing stops startup, naming what it needs.
         check_configured_encoder()
-        from django.db.models.signals import post_save, pre_delete
+        from django.db.models.signals import post_save
 
         from cameo.services import (
             count_appearances_on_publish,
             refuse_publish_without_consent,
-            uncount_appearances_on_delete,
-            uncount_appearances_on_take_down,
+            uncount_published_appearances,
         )
-        from social.hooks import register_publish_check
+        from social.hooks import register_posts_leaving, register_publish_check
 
         register_publish_check(refuse_publish_without_consent)
-        # Trending: a post saved as published counts its cameos' appearances (in its transaction).
+        # Trending: a post saved as published counts its cameos' appearances (in its transaction),
+        # and posts taken down or deleted (one by one or with their account) stop counting.
+        register_posts_leaving(uncount_published_appearances)
         post_save.connect(
             count_appearances_on_publish,
             sender="social.Post",
             dispatch_uid="cameo.count_appearances_on_publish",
-        )
-        # ... and stops counting once taken down or deleted.
-        post_save.connect(
-            uncount_appearances_on_take_down,
-            sender="social.Post",
-            dispatch_uid="cameo.uncount_appearances_on_take_down",
-        )
-        pre_delete.connect(
-            uncount_appearances_on_delete,
-            sender="social.Post",
-            dispatch_uid="cameo.uncount_appearances_on_delete",
         )
 
         from django.conf import settings

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import math
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -795,45 +796,37 @@ def count_published_appearances(*, post_id: int, at: dt.datetime | None = None) 
     return cameo_ids
 
 
-def uncount_published_appearances(*, post_id: int) -> list[int]:
-    """Takes a post's counted appearances back out of their cameos' trending scores (the post was
-    taken down or deleted), each once: the rows are locked and their `published_at` cleared.
+def uncount_published_appearances(post_ids: Sequence[int]) -> list[int]:
+    """Takes the counted appearances of these posts back out of their cameos' trending scores (the
+    posts are being taken down or deleted: social.hooks' posts-leaving hook), each once: the rows
+    are locked and their `published_at` cleared. Set-based: one read and one write of appearances,
+    then one update per cameo concerned, however many posts go (an account's, all at once).
     Returns the cameo ids changed."""
     with transaction.atomic():
         counted = list(
             Appearance.objects.select_for_update()
-            .filter(post_id=post_id, published_at__isnull=False)
+            .filter(post_id__in=list(post_ids), published_at__isnull=False)
             .order_by("pk")
             .values_list("pk", "cameo_id", "published_at")
         )
         if not counted:
             return []
         Appearance.objects.filter(pk__in=[pk for pk, _cameo_id, _at in counted]).update(published_at=None)
-        for cameo_id, at in sorted({(cameo_id, at) for _pk, cameo_id, at in counted}):
-            weight = Value(trending_clock(at))
-            # key := ln(exp(key) - exp(weight)); nothing left (the key was this appearance alone,
-            # to rounding) is no score at all.
+        weights: dict[int, list[float]] = {}
+        for _pk, cameo_id, at in counted:
+            weights.setdefault(cameo_id, []).append(trending_clock(at))
+        for cameo_id in sorted(weights):
+            # The cameo's leaving appearances as one weight, ln(sum(exp(w))), computed stably; then
+            # key := ln(exp(key) - exp(weight)), and nothing left (to rounding) is no score at all.
+            top = max(weights[cameo_id])
+            weight = Value(top + math.log(sum(math.exp(w - top) for w in weights[cameo_id])))
             Cameo.objects.filter(pk=cameo_id).update(
                 trending_key=Case(
                     When(trending_key__lte=weight + Value(1e-9), then=Value(None)),
                     default=F("trending_key") + Ln(1 - Exp(weight - F("trending_key"))),
                 )
             )
-    return sorted({cameo_id for _pk, cameo_id, _at in counted})
-
-
-def uncount_appearances_on_take_down(sender, instance: Post, update_fields=None, **kwargs) -> None:
-    """`post_save` of a post (connected in CameoConfig.ready): a post taken down stops counting."""
-    if kwargs.get("raw"):
-        return
-    if instance.status == PostStatus.REMOVED and (update_fields is None or "status" in update_fields):
-        uncount_published_appearances(post_id=instance.pk)
-
-
-def uncount_appearances_on_delete(sender, instance: Post, **kwargs) -> None:
-    """`pre_delete` of a post (connected in CameoConfig.ready), its author's or with their
-    account: its appearances stop counting before their rows go with it."""
-    uncount_published_appearances(post_id=instance.pk)
+    return sorted(weights)
 
 
 def count_appearances_on_publish(sender, instance: Post, update_fields=None, **kwargs) -> None:

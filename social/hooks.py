@@ -1,8 +1,12 @@
-"""Checks that higher apps register with the social app, which may not import them.
+"""Checks and hooks that higher apps register with the social app, which may not import them.
 
 `register_publish_check(fn)`: before a draft is published every registered `fn(post)` runs, inside
 the publishing transaction with the post row locked; a check refuses by raising an `ApiError`
 (the cameo app refuses with 409 `consent_revoked` when a cameo's consent no longer holds).
+
+`register_posts_leaving(fn)`: `fn(post_ids)` runs inside the transaction that takes posts down or
+deletes them (one post, or every post of an account being deleted, in one call), before their rows
+go (the cameo app takes their appearances out of trending).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ if TYPE_CHECKING:
     from social.models import Post
 
 PublishCheck = Callable[["Post"], None]
+PostsLeaving = Callable[[list[int]], object]
 
 _publish_checks: list[PublishCheck] = []
+_posts_leaving: list[PostsLeaving] = []
 
 
 def register_publish_check(check: PublishCheck) -> PublishCheck:
@@ -33,3 +39,16 @@ def unregister_publish_check(check: PublishCheck) -> None:
 def run_publish_checks(post: Post) -> None:
     for check in list(_publish_checks):
         check(post)
+
+
+def register_posts_leaving(hook: PostsLeaving) -> PostsLeaving:
+    """Adds `hook` once (so it can be called from AppConfig.ready)."""
+    if hook not in _posts_leaving:
+        _posts_leaving.append(hook)
+    return hook
+
+
+def run_posts_leaving(post_ids: list[int]) -> None:
+    if post_ids:
+        for hook in list(_posts_leaving):
+            hook(post_ids)

@@ -94,11 +94,9 @@ def delete_account(*, user: User) -> None:
         locked = _lock_account(user)
         user_deleting.send(sender=User, user=locked)
         _take_back_counters_fed_by(locked.pk)
-        files = [
-            name
-            for pair in Post.objects.filter(author=locked).values_list("video", "poster")
-            for name in pair
-        ]
+        posts = list(Post.objects.filter(author=locked).values_list("pk", "video", "poster"))
+        hooks.run_posts_leaving([post_id for post_id, _video, _poster in posts])
+        files = [name for _post_id, *names in posts for name in names]
         from social.exports import stored_file_names_of
 
         _delete_media_on_commit(*files, *stored_file_names_of(user_id=locked.pk))
@@ -363,6 +361,7 @@ def take_down_post(*, actor: User, post: Post) -> Post:
             return locked
         if locked.status == PostStatus.PUBLISHED:
             _change_user_counters((locked.author_id, "posts_count", -1))
+        hooks.run_posts_leaving([locked.pk])
         _delete_media_on_commit(locked.video.name, locked.poster.name)
         locked.status = PostStatus.REMOVED
         locked.video.name = ""
@@ -383,6 +382,7 @@ def delete_post(*, actor: User, post: Post) -> None:
             _change_user_counters((locked.author_id, "posts_count", -1))
         if locked.remix_of_id is not None:
             _change_post_counter(locked.remix_of_id, "remix_count", -1)
+        hooks.run_posts_leaving([locked.pk])
         _delete_media_on_commit(locked.video.name, locked.poster.name)
         locked.delete()
 

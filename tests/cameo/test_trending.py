@@ -171,3 +171,15 @@ def test_a_post_taken_down_or_deleted_stops_counting(make_user):
     delete_account(user=author)
     assert Cameo.objects.get(pk=rex.pk).trending_key is None
     assert [item["handle"] for item in trending(make_user("viewer"))["results"]] == []
+
+
+def test_posts_leaving_together_cost_the_same_queries_however_many(make_user, django_assert_num_queries):
+    owner, author = make_user("owner"), make_user("author")
+    rex = shared_cameo(owner, "rex")
+    one = [publish_with(author, rex).pk]
+    many = [publish_with(author, rex).pk for _ in range(5)]
+    with django_assert_num_queries(5) as counted:  # savepoint, read, write, the cameo, release
+        services.uncount_published_appearances(one)
+    with django_assert_num_queries(len(counted.captured_queries)):
+        services.uncount_published_appearances(many)
+    assert Cameo.objects.get(pk=rex.pk).trending_key is None
