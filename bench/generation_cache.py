@@ -19,13 +19,9 @@ seconds per job overall, with the ratio off/on.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
+from harness import setup_django_without_services
 
 
 def chain_prompts(length: int) -> list[str]:
@@ -105,14 +101,7 @@ def main() -> None:
     parser.add_argument("--chain", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DATABASE_URL", "postgresql://unused@127.0.0.1/unused")
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")
-    os.environ.setdefault("DATA_DIR", "/tmp/generation-bench")
-    import django
-
-    django.setup()
+    setup_django_without_services("/tmp/generation-bench")
     import numpy as np
     from PIL import Image
 

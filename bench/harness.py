@@ -45,3 +45,16 @@ def start_django(stack: ExitStack, default_data_dir: str, **settings_env: str) -
 
     call_command("migrate", verbosity=0)
     return {name: os.environ[name] for name in PASSED_ON if os.environ.get(name)}
+
+
+def setup_django_without_services(default_data_dir: str) -> None:
+    """Django for a script that touches neither the database nor the broker (the models and
+    their files only): placeholder URLs that nothing connects to, DEBUG for a secret key."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("DATABASE_URL", "postgresql://unused@127.0.0.1/unused")
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")
+    os.environ.setdefault("DATA_DIR", default_data_dir)
+    import django
+
+    django.setup()

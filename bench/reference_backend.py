@@ -21,15 +21,11 @@ minimum over the jobs are printed with the ratios reference / consisid.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
+from harness import setup_django_without_services
 
 
 class ReplayPipe:
@@ -113,14 +109,7 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=200)
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DATABASE_URL", "postgresql://unused@127.0.0.1/unused")
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")
-    os.environ.setdefault("DATA_DIR", "/tmp/generation-bench")
-    import django
-
-    django.setup()
+    setup_django_without_services("/tmp/generation-bench")
     from generation.backends import renderer_from_settings, route
 
     renderer = renderer_from_settings()

@@ -249,11 +249,14 @@ def request_generation(
                 f"A stitch joins 2 to {MAX_STITCH_SOURCES} posts.",
                 details={"post_ids": [f"Between 2 and {MAX_STITCH_SOURCES} ids."]},
             )
-        sources = [check_stitch_source(user=user, post_id=post_id) for post_id in request.source_ids]
-        request = stitch_request(request, sources)
-        distinct = list({post.pk: post for post in sources}.values())
+        # A post may come more than once; each is checked once.
+        checked = {
+            post_id: check_stitch_source(user=user, post_id=post_id)
+            for post_id in dict.fromkeys(request.source_ids)
+        }
+        request = stitch_request(request, [checked[post_id] for post_id in request.source_ids])
         likenesses = _authorised_likenesses(
-            user=user, cameo_ids=(), sources=distinct, max_cameos=MAX_CAMEOS_PER_STITCH
+            user=user, cameo_ids=(), sources=list(checked.values()), max_cameos=MAX_CAMEOS_PER_STITCH
         )
         base_prompt = request.prompt
     else:

@@ -125,8 +125,10 @@ def joined_sources(job: Generation, attempt: int) -> np.ndarray:
     made private to the requester or closed to remixing since fails the job with that code)."""
     from core.errors import ApiError
 
-    clips = []
-    for index, post_id in enumerate(job.source_ids):
+    # A post that comes more than once is checked and decoded once.
+    decoded: dict[int, joining.Clip] = {}
+    distinct = list(dict.fromkeys(job.source_ids))
+    for index, post_id in enumerate(distinct):
         try:
             post = services.check_stitch_source(user=job.user, post_id=post_id)
         except ApiError as refusal:
@@ -135,8 +137,9 @@ def joined_sources(job: Generation, attempt: int) -> np.ndarray:
             ) from refusal
         with post.video.open("rb") as handle:
             video = encoding.decode_mp4(handle)
-        clips.append(joining.Clip(video.frames, video.fps or settings.GENERATION_FPS))
-        beat(job.pk, attempt, RENDER_SHARE * (index + 1) / len(job.source_ids))
+        decoded[post_id] = joining.Clip(video.frames, video.fps or settings.GENERATION_FPS)
+        beat(job.pk, attempt, RENDER_SHARE * (index + 1) / len(distinct))
+    clips = [decoded[post_id] for post_id in job.source_ids]
     width, height = settings.GENERATION_SIZES[job.aspect_ratio]
     return joining.join(clips, width=width, height=height, fps=settings.GENERATION_FPS)
 
