@@ -26,14 +26,23 @@ logger = logging.getLogger(__name__)
 
 @worker_process_init.connect
 def load_models_at_worker_start(**_kwargs) -> None:
-    """Each worker process loads the video models once, when it starts, and keeps them."""
-    if not settings.GENERATION_PRELOAD_MODELS:
+    """Each worker process that takes rendering jobs (the `gpu` queue) loads the video models once,
+    when it starts, and keeps them; a worker of the other queues only (stitches, exports) does not."""
+    if not settings.GENERATION_PRELOAD_MODELS or not consumes_gpu_queue():
         return
     try:
         get_renderer()
     except BackendError as exc:
         # Jobs taken by this process fail with the same code and message.
         logger.error("video models not loaded: %s", exc)
+
+
+def consumes_gpu_queue() -> bool:
+    """Whether this worker takes the `gpu` queue: the queues `-Q` chose, set on the app before
+    the pool's processes fork (all of them without `-Q`)."""
+    from celery import current_app
+
+    return "gpu" in current_app.amqp.queues.consume_from
 
 
 @shared_task(

@@ -250,3 +250,18 @@ def test_a_stitch_request_costs_a_fixed_number_of_queries_per_source(user, made)
     # Each source is checked as a remix source is; nothing else grows with their number.
     two, three, four = queries(posts[:2]), queries(posts[:3]), queries(posts)
     assert four - three == three - two
+
+
+def test_only_workers_of_the_gpu_queue_load_the_video_models(monkeypatch, settings):
+    from generation import tasks
+
+    settings.GENERATION_PRELOAD_MODELS = True
+    loaded = []
+    monkeypatch.setattr(tasks, "get_renderer", lambda: loaded.append(True))
+    queues = app.amqp.queues
+    monkeypatch.setattr(queues, "consume_from", {"default": queues["default"]})
+    tasks.load_models_at_worker_start()
+    assert loaded == []
+    monkeypatch.setattr(queues, "consume_from", {"default": queues["default"], "gpu": queues["gpu"]})
+    tasks.load_models_at_worker_start()
+    assert loaded == [True]
