@@ -259,9 +259,9 @@ def test_only_workers_of_the_gpu_queue_load_the_video_models(monkeypatch, settin
     loaded = []
     monkeypatch.setattr(tasks, "get_renderer", lambda: loaded.append(True))
     queues = app.amqp.queues
-    monkeypatch.setattr(queues, "consume_from", {"default": queues["default"]})
+    monkeypatch.setattr(queues, "_consume_from", {"default": queues["default"]})
     tasks.load_models_at_worker_start()
     assert loaded == []
-    monkeypatch.setattr(queues, "consume_from", {"default": queues["default"], "gpu": queues["gpu"]})
+    monkeypatch.setattr(queues, "_consume_from", {"default": queues["default"], "gpu": queues["gpu"]})
     tasks.load_models_at_worker_start()
     assert loaded == [True]
