@@ -20,7 +20,10 @@ app.conf.task_queues = (
 app.conf.task_default_exchange = "default"
 app.conf.task_default_routing_key = "default"
 # Tasks name their queue where they are declared; everything else runs on `default`.
-app.conf.task_routes = {"generation.tasks.run_generation": {"queue": "gpu", "routing_key": "gpu"}}
+app.conf.task_routes = {
+    "generation.tasks.run_generation": {"queue": "gpu", "routing_key": "gpu"},
+    "generation.tasks.render_shot": {"queue": "gpu", "routing_key": "gpu"},
+}
 app.autodiscover_tasks()
 
 

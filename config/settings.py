@@ -408,6 +408,8 @@ GENERATION_SIZES = {
 GENERATION_MAX_DURATION_S = env_int("GENERATION_MAX_DURATION_S", 10)
 # A stitch (POST /posts/stitch) is at most this long in all.
 STITCH_MAX_DURATION_S = env_int("STITCH_MAX_DURATION_S", 60)
+# A storyboard (POST /generations with `shots`) is at most this long in all.
+STORYBOARD_MAX_DURATION_S = env_int("STORYBOARD_MAX_DURATION_S", 60)
 GENERATION_MAX_IN_FLIGHT = {
     "free": env_int("IN_FLIGHT_LIMIT_FREE", 2),
     "pro": env_int("IN_FLIGHT_LIMIT_PRO", 5),

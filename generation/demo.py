@@ -1,8 +1,8 @@
 """The generation part of the demo that `make run` loads: sample posts made through the real job
 path (request, moderation, quota, render with the configured backend, labels, watermark, storage,
-provenance, draft post), run in this process, then published. A remix chain of three (alice's
-post, bob's remix, carol's continuation) gives the remix demo its lineage, and carol stitches it into
-one video; once the cameo demo has
+provenance, draft post), run in this process, then published. Every post has sound. A remix
+chain of three (alice's post, bob's remix, carol's continuation) gives the remix demo its lineage,
+and carol stitches it into one video; alice lays out a three-shot storyboard; once the cameo demo has
 run, bob's post shows two cameos together (alice's, named by id, and his cat `@chelsea`, mentioned),
 each conditioning the video. Idempotent: each job has a fixed idempotency key, and a finished job
 is not run again.
@@ -14,6 +14,7 @@ from cameo.demo import DEMO_PET_HANDLE
 from cameo.models import Cameo, CameoKind, CameoStatus
 from generation import services, worker
 from generation.models import Generation, GenerationMode, GenerationStatus
+from generation.storyboards import ShotRequest
 from social.models import Post, PostStatus, User
 
 DEMO_JOBS = [
@@ -35,6 +36,16 @@ STITCH_JOB = (
     "demo-sunrise-relay",
     ["demo-sunrise", "demo-sunrise-remix", "demo-sunrise-continue"],
     "The whole sunrise relay, start to finish",
+)
+# A storyboard: three shots rendered apart and joined into one video.
+STORYBOARD_JOB = (
+    "alice",
+    "demo-storyboard",
+    [
+        ("a lighthouse on a cliff at dusk, waves below", 2),
+        ("the keeper climbs the spiral stairs with a lantern", 2),
+        ("the great lamp turns on and sweeps across the stormy sea", 2),
+    ],
 )
 # Two cameos in one video: bob names alice's cameo (mutuals: they follow each other) and mentions
 # his cat; made only when the cameo demo has enrolled both.
@@ -87,6 +98,16 @@ def seed_generation_demo(users: dict[str, User] | None = None) -> list[Post]:
             caption=caption,
         )
         _run(users[username], key, request, posts)
+    username, key, shots = STORYBOARD_JOB
+    if username in users:
+        request = services.GenerationRequest(
+            prompt="",
+            duration_s=0,
+            aspect_ratio="9:16",
+            shots=[ShotRequest(prompt=prompt, duration_s=seconds) for prompt, seconds in shots],
+            seed=len(key),
+        )
+        _run(users[username], key, request, posts)
     username, key, prompt = TWO_CAMEOS_JOB
     alice_cameo = _active_cameo(owner__username="alice", kind=CameoKind.PERSON)
     if username in users and alice_cameo is not None and _active_cameo(handle=DEMO_PET_HANDLE):
@@ -101,6 +122,8 @@ def _run(user: User, key: str, request: services.GenerationRequest, posts: list[
     """Runs the job (unless it already ran) and publishes its post, appended to `posts`."""
     job, _ = services.request_generation(user=user, request=request, idempotency_key=key, enqueue_job=False)
     if job.status in (GenerationStatus.QUEUED, GenerationStatus.RUNNING):
+        for shot_id in job.shots.values_list("pk", flat=True):
+            worker.execute_shot(shot_id)
         job = worker.execute_generation(job.pk) or Generation.objects.get(pk=job.pk)
     post = _publish(job)
     if post is not None:

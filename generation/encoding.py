@@ -1,8 +1,9 @@
-"""Frames to an H.264 MP4 (PyAV); MP4 bytes back to frames and metadata.
+"""Frames (and a sound track) to an H.264 MP4 (PyAV); MP4 bytes back to frames, metadata and sound.
 
 The model renders a few frames; the clip lasts the requested duration at `fps`, each rendered
 frame held for its share of the time, so labels that depend on time (2 s of visible label, then a
-moving mark) are stamped on the output frames, not the rendered ones.
+moving mark) are stamped on the output frames, not the rendered ones. The sound, when there is
+one, is fitted to that duration and stored as AAC next to the picture.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import av
 import numpy as np
 
 from core.video import write_video
+from generation.soundtrack import Soundtrack
 
 
 @dataclass
@@ -38,8 +40,15 @@ def encode_mp4(
     fps: int,
     metadata: dict[str, str] | None = None,
     bit_rate: int | None = None,
+    sound: Soundtrack | None = None,
 ) -> bytes:
-    """H.264 in MP4, yuv420p, with `metadata` as container tags (read back by `decode_mp4`)."""
+    """H.264 in MP4, yuv420p, with `metadata` as container tags (read back by `decode_mp4`) and
+    `sound`, fitted to the clip's length, as its AAC track (read back by `decode_audio`)."""
+    audio = None
+    if sound is not None:
+        from generation.sound import fit_to_duration
+
+        audio = fit_to_duration(sound, len(frames) / fps)
     # faststart (index first, for streaming) rewrites the file, so it needs a real file.
     with tempfile.NamedTemporaryFile(suffix=".mp4") as target:
         options = {"preset": "veryfast"} if bit_rate else {"crf": "18", "preset": "veryfast"}
@@ -51,6 +60,7 @@ def encode_mp4(
             bit_rate=bit_rate,
             metadata=metadata,
             container_options={"movflags": "use_metadata_tags+faststart"},
+            audio=audio,
         )
         return Path(target.name).read_bytes()
 
@@ -139,6 +149,56 @@ def last_frame(data: bytes | io.IOBase) -> np.ndarray:
     if last is None:
         raise ValueError("no frames")
     return last.to_ndarray(format="rgb24")
+
+
+def has_audio_stream(data: bytes | io.IOBase) -> bool:
+    """Whether the file has a sound track (a file object is left where it was)."""
+    if isinstance(data, bytes | bytearray):
+        with av.open(io.BytesIO(data), mode="r") as container:
+            return bool(container.streams.audio)
+    position = data.tell()
+    try:
+        with av.open(data, mode="r") as container:
+            return bool(container.streams.audio)
+    finally:
+        data.seek(position)
+
+
+def decode_audio(data: bytes | io.IOBase, *, max_duration_s: float = 600.0) -> Soundtrack | None:
+    """The first sound track as float32 (samples, channels) at its own rate, sample 0 at the file's
+    time zero (a track that starts late is preceded by silence, so it stays in sync with the
+    picture); None when the file has no sound. Decoding stops after `max_duration_s`. Raises like
+    `decode_mp4` for what is not a media file."""
+
+    source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    with av.open(source, mode="r") as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        channels = stream.codec_context.layout.nb_channels or 1
+        # Planar float whatever the decoder gives (AAC gives it already; others give integers).
+        to_float = av.AudioResampler(format="fltp")
+        chunks: list[np.ndarray] = []
+        start, count = None, 0
+        for frame in container.decode(stream):
+            if start is None:
+                start, rate = frame.time or 0.0, frame.sample_rate
+            for converted in to_float.resample(frame):
+                chunks.append(converted.to_ndarray())
+                count += converted.samples
+            if count >= max_duration_s * rate:
+                break
+    if not chunks:
+        return Soundtrack(samples=np.zeros((0, channels), dtype=np.float32), sample_rate=rate)
+    samples = np.concatenate(chunks, axis=1).T.astype(np.float32)[: math.ceil(max_duration_s * rate)]
+    offset = round((start or 0.0) * rate)
+    if offset > 0:
+        samples = np.concatenate([np.zeros((offset, samples.shape[1]), dtype=np.float32), samples])
+    elif offset < 0:
+        samples = samples[-offset:]
+    # A lossy codec overshoots full scale a little where the track reached it.
+    return Soundtrack(samples=np.clip(samples, -1.0, 1.0), sample_rate=rate)
 
 
 def _last_decoded(container, stream):

@@ -53,10 +53,15 @@ def fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return canvas
 
 
+def frames_at(clip: Clip, fps: float) -> int:
+    """How many frames the clip lasts at `fps`: its length to the nearest frame, at least one."""
+    return max(1, round(clip.duration_s * fps))
+
+
 def retime(clip: Clip, fps: float) -> list[np.ndarray]:
     """The clip's frames at `fps`: at each output instant, the frame shown then; its length kept
     to the nearest output frame."""
-    count = max(1, round(clip.duration_s * fps))
+    count = frames_at(clip, fps)
     picks = np.minimum((np.arange(count) * clip.fps / fps).astype(int), len(clip.frames) - 1)
     return [clip.frames[index] for index in picks]
 

@@ -25,6 +25,8 @@ class GenerationMode(models.TextChoices):
     CONTINUE = "continue", "Continue"
     # Joins existing posts (`source_ids`) into one; made with POST /posts/stitch, rendered by no model.
     STITCH = "stitch", "Stitch"
+    # Several shots (GenerationShot) rendered apart, in parallel where GPU workers allow, then joined.
+    STORYBOARD = "storyboard", "Storyboard"
 
 
 class AspectRatio(models.TextChoices):
@@ -64,6 +66,10 @@ class Generation(models.Model):
     # The caption the post is made with (a stitch's; a generation's post starts without one).
     caption = models.TextField(blank=True, default="")
     seed = models.BigIntegerField()
+    # Whether the video gets a sound track (rendered with it, or joined from its sources').
+    audio = models.BooleanField(default=True)
+    # What the job costs of the daily quota: one per shot a model renders (a storyboard's shots).
+    quota_units = models.PositiveSmallIntegerField(default=1)
     idempotency_key = models.CharField(max_length=128, blank=True, default="")
     licences = models.JSONField(default=list, blank=True)
     content_id = models.UUIDField(unique=True)
@@ -122,6 +128,52 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return f"generation {self.pk} ({self.status})"
+
+
+class GenerationShot(models.Model):
+    """One shot of a storyboard: rendered by one GPU task (claimed with its own attempt count and
+    heartbeat, so a worker that dies mid-shot costs that shot a re-run, not the storyboard), its
+    output kept in the media storage under `output_name` until the storyboard's join task has
+    joined every shot. The storyboard's consent, blocking and cancelling act on its Generation."""
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="shots")
+    index = models.PositiveSmallIntegerField()
+    prompt = models.TextField()
+    composed_prompt = models.TextField(blank=True, default="")
+    duration_s = models.PositiveSmallIntegerField()
+    # The cameos the shot names, and every cameo it shows (named and mentioned), in order.
+    cameo_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    likeness_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    seed = models.BigIntegerField()
+    status = models.CharField(
+        max_length=12, choices=GenerationStatus.choices, default=GenerationStatus.QUEUED
+    )
+    progress = models.FloatField(default=0.0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    output_name = models.CharField(max_length=300, blank=True, default="")
+    model_id = models.CharField(max_length=200, blank=True, default="")
+    # {cameo id: "identity" | "reference"} as the model was conditioned (generation.backends).
+    conditioning = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["generation", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "index"], name="generation_shot_index_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=[choice.value for choice in GenerationStatus]),
+                name="generation_shot_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="generation_shot_progress_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"shot {self.index} of generation {self.generation_id} ({self.status})"
 
 
 class Provenance(models.Model):

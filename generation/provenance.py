@@ -16,7 +16,12 @@ from generation.encoding import FrameTooLarge
 
 
 def build_record(
-    *, job, model_id: str, post_id: int | None = None, conditioning: dict[str, str] | None = None
+    *,
+    job,
+    model_id: str,
+    post_id: int | None = None,
+    conditioning: dict[str, str] | None = None,
+    has_audio: bool = False,
 ) -> dict[str, Any]:
     """What a copyright claim needs: the human input (prompts, choices) and what the machine did.
 
@@ -50,16 +55,41 @@ def build_record(
             for entry in job.cameo_consents
         ],
         "sources": _sources_of(job),
+        "shots": _shots_of(job),
         "licences": job.licences,
+        "audio": has_audio,
         "labels": {
             "visible": labels.LABEL_TEXT,
             "implicit": labels.AIGC_KEY,
             "watermark": watermark.VERSION,
+            "audio": AUDIO_LABEL if has_audio else None,
         },
         "requested_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": timezone.now().isoformat(),
     }
+
+
+# How the sound track is labelled (generation.sound): a tone cue at its start.
+AUDIO_LABEL = "morse-cue:AI"
+
+
+def _shots_of(job) -> list[dict[str, Any]]:
+    """A storyboard's shots in order: each one's own prompt, seed, length and model."""
+    if job.mode != "storyboard":
+        return []
+    return [
+        {
+            "index": shot.index,
+            "prompt": shot.prompt,
+            "composed_prompt": shot.composed_prompt,
+            "duration_s": shot.duration_s,
+            "seed": shot.seed,
+            "model": shot.model_id,
+            "cameos": [str(cameo_id) for cameo_id in shot.likeness_ids],
+        }
+        for shot in job.shots.order_by("index")
+    ]
 
 
 def _sources_of(job) -> list[dict[str, str]]:

@@ -18,7 +18,8 @@ from social.selectors import visible_posts
 
 
 def generations_of(*, user: User) -> QuerySet[Generation]:
-    return Generation.objects.filter(user_id=user.pk)
+    # A storyboard shows its shots: one more query per page, whatever its size.
+    return Generation.objects.filter(user_id=user.pk).prefetch_related("shots")
 
 
 def provenance_for(*, viewer: User, post_id) -> Provenance:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from cameo import moderation
@@ -30,6 +30,7 @@ from generation.models import (
     ContentFingerprint,
     Generation,
     GenerationMode,
+    GenerationShot,
     GenerationStatus,
     Provenance,
 )
@@ -39,16 +40,20 @@ logger = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 2000
 IN_FLIGHT_RETRY_AFTER_S = 30
+# The share of a storyboard's progress its shots make (their average); its join makes the rest.
+SHOTS_SHARE = 0.9
 
 
 def used_today(user: User) -> int:
-    """Jobs started today (UTC) that count against the daily quota: all but our own failures."""
+    """Quota units (one per rendered shot) of the jobs started today (UTC): all but our own
+    failures."""
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    return (
+    used = (
         Generation.objects.filter(user_id=user.pk, created_at__gte=start)
         .exclude(status=GenerationStatus.FAILED)
-        .count()
+        .aggregate(units=Sum("quota_units"))["units"]
     )
+    return used or 0
 
 
 def _seconds_until_midnight_utc() -> int:
@@ -57,8 +62,9 @@ def _seconds_until_midnight_utc() -> int:
     return int((tomorrow - now).total_seconds()) + 1
 
 
-def _check_quota(user: User) -> None:
-    """Called with the user's row locked, so two requests cannot both take the last slot."""
+def _check_quota(user: User, units: int = 1) -> None:
+    """Whether `user` may start a job costing `units` (a storyboard costs one per shot). Called
+    with the user's row locked, so two requests cannot both take the last slot."""
     tier = user.tier if user.tier in settings.GENERATION_DAILY_LIMITS else "free"
     in_flight_cap = settings.GENERATION_MAX_IN_FLIGHT.get(tier, settings.GENERATION_MAX_IN_FLIGHT["free"])
     in_flight = Generation.objects.filter(user_id=user.pk, status__in=IN_FLIGHT).count()
@@ -70,12 +76,15 @@ def _check_quota(user: User) -> None:
             details={"reason": "in_flight", "limit": in_flight_cap},
         )
     daily_limit = settings.GENERATION_DAILY_LIMITS[tier]
-    if used_today(user) >= daily_limit:
+    used = used_today(user)
+    if used + units > daily_limit:
         raise RateLimited(
-            "You have used today's generations.",
+            "You have used today's generations."
+            if used >= daily_limit
+            else f"This needs {units} of today's generations; {daily_limit - used} are left.",
             code="quota_exceeded",
             retry_after=_seconds_until_midnight_utc(),
-            details={"reason": "daily", "limit": daily_limit},
+            details={"reason": "daily", "limit": daily_limit, "used": used, "needed": units},
         )
 
 
@@ -171,6 +180,9 @@ class GenerationRequest:
     # A stitch's posts in order (mode stitch; prompt, duration and aspect ratio come from them).
     source_ids: Sequence[int] = ()
     caption: str = ""
+    audio: bool = True
+    # A storyboard's shots (generation.storyboards.ShotRequest), instead of prompt and duration.
+    shots: Sequence = ()
 
 
 # A stitch joins at most this many posts, at most this long in all; it may carry every cameo of
@@ -241,6 +253,15 @@ def request_generation(
         existing = Generation.objects.filter(user_id=user.pk, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing, False
+    if request.shots:
+        if request.mode not in (None, GenerationMode.STORYBOARD) or request.remix_of is not None:
+            raise ApiError(
+                "A storyboard is a new video: it takes no remix_of and no other mode.",
+                details={"shots": ["Not with remix_of or mode."]},
+            )
+        return _request_storyboard(
+            user=user, request=request, idempotency_key=idempotency_key, enqueue_job=enqueue_job
+        )
     mode = request.mode or (GenerationMode.REMIX if request.remix_of is not None else GenerationMode.CREATE)
     source = None  # a remix's or continuation's one source
     if mode == GenerationMode.STITCH:
@@ -281,11 +302,67 @@ def request_generation(
             sources=[source] if source else [],
         )
     cameos = [likeness.cameo for likeness in likenesses]
+    composed, licences = _checked_prompt(user=user, base_prompt=base_prompt, cameos=cameos)
+    fields = {
+        "prompt": request.prompt,
+        "composed_prompt": composed,
+        "mode": mode,
+        "duration_s": request.duration_s,
+        "aspect_ratio": request.aspect_ratio,
+        "cameo_ids": [likeness.cameo.pk for likeness in likenesses if likeness.inherited_from is None],
+        "likeness_ids": [cameo.pk for cameo in cameos],
+        "cameo_consents": [likeness.consent_entry() for likeness in likenesses],
+        "remix_of": source,
+        "source_ids": [int(post_id) for post_id in request.source_ids],
+        "caption": request.caption,
+        "seed": request.seed if request.seed is not None else secrets.randbelow(2**31),
+        "audio": request.audio,
+        "licences": licences,
+    }
+    return _create_job(user=user, fields=fields, idempotency_key=idempotency_key, enqueue_job=enqueue_job)
+
+
+def _checked_prompt(*, user: User, base_prompt: str, cameos: Sequence) -> tuple[str, list[dict]]:
+    """The prompt the model renders (`compose_prompt`) and the licences it uses, once the rules
+    passed it: the composed prompt is what they judge, so an owner's instructions cannot carry
+    what a prompt may not (422 `prompt_rejected`, `ip_not_licensed`)."""
     composed = compose_prompt(base_prompt=base_prompt, cameos=cameos)
-    # The composed prompt is what the model renders, so it is what the rules judge: an owner's
-    # instructions cannot carry what a prompt may not.
     moderation.check_prompt(prompt=composed, cameos=cameos)
-    licences = _check_ip(user=user, prompt=composed, has_cameos=bool(cameos))
+    return composed, _check_ip(user=user, prompt=composed, has_cameos=bool(cameos))
+
+
+def _request_storyboard(
+    *, user: User, request: GenerationRequest, idempotency_key: str, enqueue_job: bool
+) -> tuple[Generation, bool]:
+    """A storyboard: every shot checked (consent, moderation, IP) before anything is written, one
+    quota unit per shot, one job with a row per shot (generation.storyboards)."""
+    from generation.storyboards import plan_storyboard
+
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+    plan = plan_storyboard(user=user, shots=request.shots, seed=seed)
+    fields = {
+        **plan.job_fields(),
+        "mode": GenerationMode.STORYBOARD,
+        "aspect_ratio": request.aspect_ratio,
+        "seed": seed,
+        "audio": request.audio,
+        "caption": request.caption,
+    }
+    return _create_job(
+        user=user,
+        fields=fields,
+        idempotency_key=idempotency_key,
+        enqueue_job=enqueue_job,
+        shots=plan.shot_rows(),
+    )
+
+
+def _create_job(
+    *, user: User, fields: dict, idempotency_key: str, enqueue_job: bool, shots: Sequence = ()
+) -> tuple[Generation, bool]:
+    """Writes the job (and a storyboard's shots) once the quota allows it, with the user's row
+    locked, and sends it once the write commits."""
+    units = max(1, len(shots))
     try:
         with transaction.atomic():
             locked_user = User.objects.select_for_update().get(pk=user.pk)
@@ -293,25 +370,17 @@ def request_generation(
                 existing = Generation.objects.filter(user_id=user.pk, idempotency_key=idempotency_key).first()
                 if existing is not None:
                     return existing, False
-            _check_quota(locked_user)
+            _check_quota(locked_user, units)
             job = Generation.objects.create(
                 user=locked_user,
-                prompt=request.prompt,
-                composed_prompt=composed,
-                mode=mode,
-                duration_s=request.duration_s,
-                aspect_ratio=request.aspect_ratio,
-                cameo_ids=[likeness.cameo.pk for likeness in likenesses if likeness.inherited_from is None],
-                likeness_ids=[cameo.pk for cameo in cameos],
-                cameo_consents=[likeness.consent_entry() for likeness in likenesses],
-                remix_of=source,
-                source_ids=[int(post_id) for post_id in request.source_ids],
-                caption=request.caption,
-                seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
                 idempotency_key=idempotency_key,
-                licences=licences,
                 content_id=uuid.uuid4(),
+                quota_units=units,
+                **fields,
             )
+            for shot in shots:
+                shot.generation = job
+            GenerationShot.objects.bulk_create(shots)
             if enqueue_job:
                 # Sent once the row is committed; if the broker cannot take it now, the job stays
                 # in the outbox (`dispatched_at` null) and the periodic dispatcher sends it later.
@@ -340,6 +409,26 @@ def enqueue_stitch(job_id: int) -> None:
     run_stitch.apply_async(args=[job_id], retry=False)
 
 
+def enqueue_storyboard(job_id: int) -> None:
+    """Hands a storyboard to the broker as a chord: one GPU task per shot not yet rendered, then
+    the join task on the CPU queue (alone when every shot is rendered: the job was requeued after
+    its join stopped)."""
+    from celery import chord
+
+    from generation.tasks import join_storyboard, render_shot
+
+    pending = list(
+        GenerationShot.objects.filter(generation_id=job_id)
+        .exclude(status=GenerationStatus.SUCCEEDED)
+        .values_list("pk", flat=True)
+    )
+    join = join_storyboard.si(job_id)
+    if not pending:
+        join.apply_async(retry=False)
+        return
+    chord([render_shot.si(shot_id) for shot_id in pending], join).apply_async(retry=False)
+
+
 def dispatch_generations(*, job_ids: Sequence[int] | None = None) -> list[int]:
     """The outbox of jobs (core.outbox): sends queued jobs to the broker; returns the ids sent.
 
@@ -355,9 +444,11 @@ def dispatch_generations(*, job_ids: Sequence[int] | None = None) -> list[int]:
     )
     if job_ids is not None:
         due = due.filter(pk__in=list(job_ids))
-    stitches = Q(mode=GenerationMode.STITCH)
-    sent = dispatch_due(due=due.exclude(stitches), sent_field="dispatched_at", send=enqueue)
-    return sent + dispatch_due(due=due.filter(stitches), sent_field="dispatched_at", send=enqueue_stitch)
+    senders = {GenerationMode.STITCH: enqueue_stitch, GenerationMode.STORYBOARD: enqueue_storyboard}
+    sent = dispatch_due(due=due.exclude(mode__in=list(senders)), sent_field="dispatched_at", send=enqueue)
+    for mode, send in senders.items():
+        sent += dispatch_due(due=due.filter(mode=mode), sent_field="dispatched_at", send=send)
+    return sent
 
 
 def get_own_generation(*, user: User, job_id) -> Generation:
@@ -424,6 +515,10 @@ def _finish(job: Generation, status: str, *, code: str = "", message: str = "") 
     job.error_message = message[:1000]
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "error_code", "error_message", "finished_at", "progress", "post"])
+    if job.mode == GenerationMode.STORYBOARD:
+        from generation.storyboards import end_shots
+
+        end_shots(job)
     push_to_user(job.user_id, _finished_event(job))
 
 
@@ -436,7 +531,16 @@ def start_generation(*, job_id: int) -> Generation | None:
         if job is None or job.status not in IN_FLIGHT:
             return None
         now = timezone.now()
-        if job.status == GenerationStatus.RUNNING and not _is_stale(job, now):
+        storyboard = job.mode == GenerationMode.STORYBOARD
+        if storyboard:
+            from generation.storyboards import shots_rendered
+
+            # A storyboard's join runs once every shot is rendered; its shots' tasks set it
+            # running meanwhile, so its first join claims it whatever its heartbeat.
+            if not shots_rendered(job):
+                return None
+        joining_first = storyboard and job.attempts == 0
+        if job.status == GenerationStatus.RUNNING and not _is_stale(job, now) and not joining_first:
             return None
         if job.attempts >= settings.GENERATION_MAX_ATTEMPTS:
             _finish(
@@ -448,9 +552,9 @@ def start_generation(*, job_id: int) -> Generation | None:
             return None
         job.status = GenerationStatus.RUNNING
         job.attempts += 1
-        job.started_at = now
+        job.started_at = job.started_at if storyboard and job.started_at else now
         job.heartbeat_at = now
-        job.progress = 0.0
+        job.progress = SHOTS_SHARE if storyboard else 0.0
         job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "progress"])
     return job
 
@@ -574,7 +678,13 @@ def complete_generation(
             post=post,
             generation=job,
             content_id=job.content_id,
-            record=build_record(job=job, model_id=model_id, post_id=post.pk, conditioning=conditioning),
+            record=build_record(
+                job=job,
+                model_id=model_id,
+                post_id=post.pk,
+                conditioning=conditioning,
+                has_audio=post.has_audio,
+            ),
         )
         record_fingerprints(post_id=post.pk, fingerprints=fingerprints)
         job.post = post
@@ -620,6 +730,16 @@ def _record_licences(*, post: Post, licences: list[dict]) -> None:
     record_licences(post=post, uses=[LicenceUse.from_dict(entry) for entry in licences])
 
 
+def _shots_wait_for_a_worker(job: Generation) -> bool:
+    """Whether a running storyboard is quiet only because shots of it wait in the queue behind
+    other work (its chord sent less than GENERATION_REDISPATCH_AFTER_S ago): no worker died."""
+    if job.mode != GenerationMode.STORYBOARD or job.dispatched_at is None:
+        return False
+    recently = timezone.now() - dt.timedelta(seconds=settings.GENERATION_REDISPATCH_AFTER_S)
+    waiting = job.shots.filter(status=GenerationStatus.QUEUED).exists()
+    return waiting and job.dispatched_at > recently
+
+
 def reap_stale_generations() -> list[int]:
     """Jobs left `running` by a worker that died: queued again (back in the outbox, and sent)
     while attempts remain, failed with `worker_lost` after that. Returns the ids it requeued."""
@@ -635,6 +755,8 @@ def reap_stale_generations() -> list[int]:
             job = Generation.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
             if job is None or job.status != GenerationStatus.RUNNING or not _is_stale(job, timezone.now()):
                 continue
+            if _shots_wait_for_a_worker(job):
+                continue
             if job.attempts >= settings.GENERATION_MAX_ATTEMPTS:
                 _finish(
                     job,
@@ -644,9 +766,14 @@ def reap_stale_generations() -> list[int]:
                 )
                 continue
             job.status = GenerationStatus.QUEUED
-            job.progress = 0.0
+            job.progress = job.progress if job.mode == GenerationMode.STORYBOARD else 0.0
             job.dispatched_at = None
             job.save(update_fields=["status", "progress", "dispatched_at"])
+            if job.mode == GenerationMode.STORYBOARD:
+                # Sent again: its rendered shots are kept; those its dead workers held wait again.
+                job.shots.filter(status=GenerationStatus.RUNNING).update(
+                    status=GenerationStatus.QUEUED, progress=0.0
+                )
             requeued.append(job.pk)
     if requeued:
         dispatch_generations(job_ids=requeued)

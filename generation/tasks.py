@@ -1,7 +1,8 @@
 """Celery tasks of the generation app: thin, take ids, idempotent.
 
 `run_generation` runs on the `gpu` queue (`run_stitch`, which joins posts and renders nothing, on
-the default one) with late acknowledgement, so a worker that dies before
+the default one) with late acknowledgement; a storyboard is a chord of `render_shot` tasks (gpu)
+and one `join_storyboard` (default; generation.storyboards), so a worker that dies before
 finishing leaves the message to be delivered again; the job's own state (claimed with a heartbeat
 and an attempt count) decides whether a delivery still has work to do. The job row, not the
 message, is the source of truth: the periodic jobs (`manage.py run_periodic`, registered in
@@ -69,3 +70,29 @@ def run_stitch(job_id: int) -> str | None:
 def _execute(job_id: int) -> str | None:
     job = worker.execute_generation(int(job_id))
     return None if job is None else job.status
+
+
+@shared_task(
+    name="generation.tasks.render_shot",
+    acks_late=True,
+    # A chord counts its shots' results.
+    ignore_result=False,
+    **RETRY_WHILE_THE_DATABASE_IS_AWAY,
+)
+def render_shot(shot_id: int) -> str | None:
+    """One shot of a storyboard, on the gpu queue. Never fails the chord: a shot that fails ends
+    its storyboard through the job's row, which the join reads."""
+    shot = worker.execute_shot(int(shot_id))
+    return None if shot is None else shot.status
+
+
+@shared_task(
+    name="generation.tasks.join_storyboard",
+    acks_late=True,
+    ignore_result=True,
+    **RETRY_WHILE_THE_DATABASE_IS_AWAY,
+)
+def join_storyboard(job_id: int) -> str | None:
+    """A storyboard's shots joined into its video, on the default (CPU) queue, once every shot is
+    rendered (before that it does nothing: see generation.storyboards)."""
+    return _execute(job_id)

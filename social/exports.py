@@ -192,6 +192,7 @@ def _post_record(post: Post, files: dict[tuple[int, str], str]) -> dict:
         "duration_s": post.duration_s,
         "width": post.width,
         "height": post.height,
+        "has_audio": post.has_audio,
         "remix_of": _str_or_none(post.remix_of_id),
         "root_id": _str_or_none(post.root_id),
         "sources": [str(source_id) for source_id in post.source_ids],

@@ -51,6 +51,7 @@ class VideoInfo:
     height: int
     size_bytes: int
     poster_jpeg: bytes
+    has_audio: bool = False
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -77,6 +78,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             if first_frame is None:
                 raise UnsupportedMedia("The video has no frames.")
             width, height = first_frame.width, first_frame.height
+            has_audio = bool(container.streams.audio)
             poster = io.BytesIO()
             first_frame.to_image().convert("RGB").save(poster, format="JPEG", quality=POSTER_JPEG_QUALITY)
     except UnsupportedMedia:
@@ -89,6 +91,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         height=height,
         size_bytes=size,
         poster_jpeg=poster.getvalue(),
+        has_audio=has_audio,
     )
 
 

@@ -71,6 +71,8 @@ class Post(models.Model):
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
     size_bytes = models.BigIntegerField(default=0)
+    # Whether the video file carries a sound track (read from the file when the post is made).
+    has_audio = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     published_at = models.DateTimeField(null=True, blank=True)
     remix_allowed = models.BooleanField(default=True)

@@ -179,6 +179,7 @@ class PostCard:
     duration_s: float
     width: int
     height: int
+    has_audio: bool
     created_at: datetime
     published_at: datetime | None
     like_count: int
@@ -200,7 +201,7 @@ class PostCard:
         return cls(
             post.pk, post.author_id, post.author.username, post.status, post.caption, post.prompt,
             post.video.name or "", post.poster.name or "", post.duration_s, post.width, post.height,
-            post.created_at, post.published_at, post.like_count, post.comment_count, post.remix_count,
+            post.has_audio, post.created_at, post.published_at, post.like_count, post.comment_count, post.remix_count,
             post.view_count, post.remix_of_id, post.root_id, post.source_ids, post.remix_allowed, post.cameo_refs,
             post.ip_refs, post.content_id, post.provider, liked_by_me,
         )  # fmt: skip
@@ -211,7 +212,7 @@ class PostCard:
 _LIKED_BY_VIEWER = "EXISTS (SELECT 1 FROM social_like l WHERE l.post_id = p.id AND l.user_id = %(viewer)s)"
 _CARD_COLUMNS = f"""
 SELECT p.id, p.author_id, u.username, p.status, p.caption, p.prompt, p.video, p.poster, p.duration_s,
-       p.width, p.height, p.created_at, p.published_at, p.like_count, p.comment_count, p.remix_count,
+       p.width, p.height, p.has_audio, p.created_at, p.published_at, p.like_count, p.comment_count, p.remix_count,
        p.view_count, p.remix_of_id, p.root_id, p.source_ids, p.remix_allowed, p.cameo_refs::text, p.ip_refs::text,
        p.content_id, p.provider, {_LIKED_BY_VIEWER}
 """
@@ -265,7 +266,7 @@ _CARD_JSON = f"""json_build_object(
     'status', p.status, 'caption', p.caption, 'prompt', p.prompt,
     'video_url', {_media_url("p.video")},
     'poster_url', {_media_url("p.poster")},
-    'duration_s', p.duration_s, 'width', p.width, 'height', p.height,
+    'duration_s', p.duration_s, 'width', p.width, 'height', p.height, 'has_audio', p.has_audio,
     'created_at', {_iso_utc("p.created_at")},
     'published_at', {_iso_utc("p.published_at")},
     'like_count', p.like_count, 'comment_count', p.comment_count, 'remix_count', p.remix_count,

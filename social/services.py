@@ -267,6 +267,7 @@ def create_post(
                 width=info.width,
                 height=info.height,
                 size_bytes=info.size_bytes,
+                has_audio=info.has_audio,
                 remix_allowed=remix_allowed,
                 content_id=content_id,
                 provider=provider,

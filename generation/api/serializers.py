@@ -4,21 +4,37 @@ from rest_framework import serializers
 from core.serializers import IdField, StrictSerializer
 from generation.models import AspectRatio, Generation, GenerationMode
 from generation.services import MAX_PROMPT_CHARS, MAX_STITCH_SOURCES
+from generation.storyboards import MAX_SHOTS, MIN_SHOTS, ShotRequest
 from social.models import Post
 
 
-class GenerationCreateSerializer(StrictSerializer):
+def _cameo_ids_field():
+    # The limit of cameos per job (3, cameo.mentions) is the service's 422 `too_many_cameos`; this
+    # bound only keeps absurd lists out.
+    return serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, default=list, max_length=10
+    )
+
+
+class ShotCreateSerializer(StrictSerializer):
     prompt = serializers.CharField(min_length=1, max_length=MAX_PROMPT_CHARS, trim_whitespace=True)
     duration_s = serializers.IntegerField(min_value=1, max_value=settings.GENERATION_MAX_DURATION_S)
-    aspect_ratio = serializers.ChoiceField(choices=AspectRatio.choices)
-    cameo_ids = serializers.ListField(
-        # The limit of cameos per job (3, cameo.mentions) is the service's 422 `too_many_cameos`;
-        # this bound only keeps absurd lists out.
-        child=serializers.CharField(max_length=32),
-        required=False,
-        default=list,
-        max_length=10,
+    cameo_ids = _cameo_ids_field()
+
+
+class GenerationCreateSerializer(StrictSerializer):
+    """One video (`prompt`, `duration_s`), or a storyboard (`shots`, each with its own)."""
+
+    prompt = serializers.CharField(
+        min_length=1, max_length=MAX_PROMPT_CHARS, trim_whitespace=True, required=False
     )
+    duration_s = serializers.IntegerField(
+        min_value=1, max_value=settings.GENERATION_MAX_DURATION_S, required=False
+    )
+    shots = ShotCreateSerializer(many=True, required=False, min_length=MIN_SHOTS, max_length=MAX_SHOTS)
+    aspect_ratio = serializers.ChoiceField(choices=AspectRatio.choices)
+    audio = serializers.BooleanField(required=False, default=True)
+    cameo_ids = _cameo_ids_field()
     remix_of = serializers.CharField(required=False, allow_null=True, max_length=32, default=None)
     # A stitch is asked for at POST /posts/stitch.
     mode = serializers.ChoiceField(
@@ -39,6 +55,23 @@ class GenerationCreateSerializer(StrictSerializer):
         except ValueError as exc:
             raise serializers.ValidationError("Not a post id.") from exc
 
+    def validate(self, data):
+        if "shots" in data:
+            extra = [name for name in ("prompt", "duration_s") if name in data]
+            if data.get("cameo_ids"):
+                extra.append("cameo_ids")
+            if extra:
+                raise serializers.ValidationError(
+                    {name: ["A storyboard gives this per shot."] for name in extra}
+                )
+            data["shots"] = [ShotRequest(**shot) for shot in data["shots"]]
+            data["prompt"], data["duration_s"] = "", 0
+            return data
+        missing = {name: ["This field is required."] for name in ("prompt", "duration_s") if name not in data}
+        if missing:
+            raise serializers.ValidationError(missing)
+        return data
+
 
 class StitchCreateSerializer(StrictSerializer):
     post_ids = serializers.ListField(
@@ -56,8 +89,18 @@ class GenerationErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class ShotSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    prompt = serializers.CharField()
+    duration_s = serializers.IntegerField()
+    cameo_ids = serializers.ListField(child=IdField(), source="likeness_ids")
+    status = serializers.CharField()
+    progress = serializers.FloatField()
+
+
 class GenerationSerializer(serializers.ModelSerializer):
     id = IdField()
+    shots = ShotSerializer(many=True, read_only=True)
     cameo_ids = serializers.SerializerMethodField()
     inherited_cameo_ids = serializers.SerializerMethodField()
     remix_of = IdField(source="remix_of_id", allow_null=True)
@@ -79,6 +122,8 @@ class GenerationSerializer(serializers.ModelSerializer):
             "inherited_cameo_ids",
             "remix_of",
             "sources",
+            "shots",
+            "audio",
             "seed",
             "created_at",
             "started_at",

@@ -16,6 +16,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from generation.soundtrack import Soundtrack
+
 StepCallback = Callable[[int, int], None]
 
 
@@ -99,6 +101,19 @@ class RenderRequest:
     references: tuple[ReferenceImage, ...] = ()
     # The first frame to continue from (remix `continue` mode).
     init_image: Image.Image | None = None
+    # Whether the video gets a sound track, and the length of the clip the rendered frames make
+    # (they are held to fill it), which the sound must match.
+    audio: bool = False
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a render produces: the frames (frames, height, width, 3) uint8 and, when the request
+    asked for it, the sound track of the whole clip."""
+
+    frames: np.ndarray
+    sound: Soundtrack | None = None
 
 
 class VideoBackend(Protocol):
@@ -107,6 +122,42 @@ class VideoBackend(Protocol):
     def load(self, config: BackendConfig) -> None: ...
 
     def generate(self, request: RenderRequest, on_step: StepCallback | None = None) -> np.ndarray: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+
+class SoundingVideoBackend(Protocol):
+    """A model that renders picture and sound in one pass (LTX-2)."""
+
+    family: str
+
+    def load(self, config: BackendConfig) -> None: ...
+
+    def generate_with_sound(
+        self, request: RenderRequest, on_step: StepCallback | None = None
+    ) -> Rendered: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+
+class AudioBackend(Protocol):
+    """A text-to-audio model: the sound track of a video whose picture another model renders."""
+
+    family: str
+
+    def load(self, config: BackendConfig) -> None: ...
+
+    def generate_audio(
+        self,
+        *,
+        prompt: str,
+        seed: int,
+        duration_s: float,
+        num_inference_steps: int,
+        on_step: StepCallback | None = None,
+    ) -> Soundtrack: ...
 
     @property
     def model_id(self) -> str: ...

@@ -21,6 +21,12 @@ from generation.backends.base import BackendConfig, CheckpointMissing, OutOfMemo
 logger = logging.getLogger(__name__)
 
 PIPELINE_PARTS = ("model_index.json", "scheduler", "text_encoder", "tokenizer", "transformer", "vae")
+# What a pipeline class holds beyond PIPELINE_PARTS: LTX-2's text connectors and its audio decoder
+# and vocoder, Stable Audio's projection of the prompt and the clip's start and end seconds.
+EXTRA_PIPELINE_PARTS = {
+    "LTX2Pipeline": ("connectors", "audio_vae", "vocoder"),
+    "StableAudioPipeline": ("projection_model",),
+}
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
 DTYPES.update({"bfloat16": torch.bfloat16, "bf16": torch.bfloat16})
 
@@ -32,12 +38,18 @@ def torch_dtype(name: str) -> torch.dtype:
         raise ValueError(f"unknown dtype {name!r}; use one of {sorted(DTYPES)}") from exc
 
 
+def pipeline_parts(pipeline_class: str) -> tuple[str, ...]:
+    """What a saved `pipeline_class` directory must hold."""
+    return PIPELINE_PARTS + EXTRA_PIPELINE_PARTS.get(pipeline_class, ())
+
+
 def require_pipeline_dir(path: Path, pipeline_class: str) -> None:
-    missing = [part for part in PIPELINE_PARTS if not (path / part).exists()]
+    parts = pipeline_parts(pipeline_class)
+    missing = [part for part in parts if not (path / part).exists()]
     if missing:
         raise CheckpointMissing(
             f"The {pipeline_class} checkpoint directory {path} is incomplete: it must hold a diffusers "
-            f"pipeline saved with save_pretrained ({', '.join(PIPELINE_PARTS)}); missing: "
+            f"pipeline saved with save_pretrained ({', '.join(parts)}); missing: "
             f"{', '.join(missing)}."
         )
     declared = json.loads((path / "model_index.json").read_text()).get("_class_name")
@@ -60,6 +72,12 @@ def checkpoint_version(path: Path) -> str:
 
 
 def load_pipeline(pipeline_cls: type, path: Path, config: BackendConfig):
+    return place_pipeline(read_pipeline(pipeline_cls, path, config), config)
+
+
+def read_pipeline(pipeline_cls: type, path: Path, config: BackendConfig):
+    """The pipeline in `path` with the VAE memory savers on, not yet on its device: a pipeline
+    made from its components (`from_pipe`) before `place_pipeline` shares the placement."""
     require_pipeline_dir(path, pipeline_cls.__name__)
     pipe = pipeline_cls.from_pretrained(str(path), dtype=torch_dtype(config.dtype), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
@@ -67,6 +85,10 @@ def load_pipeline(pipeline_cls: type, path: Path, config: BackendConfig):
         pipe.vae.enable_tiling()
     if config.vae_slicing:
         pipe.vae.enable_slicing()
+    return pipe
+
+
+def place_pipeline(pipe, config: BackendConfig):
     if config.cpu_offload and config.device.startswith("cuda"):
         # Offload moves each component to the GPU only while it runs.
         pipe.enable_model_cpu_offload(device=config.device)

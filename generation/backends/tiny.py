@@ -3,9 +3,11 @@
 Built once into a cache directory with `save_pretrained` (the same layout a real model directory
 has) and then loaded through the production adapters with `from_pretrained`, so tests and the
 embedded default run the real loading and rendering path on a CPU in about a second per video.
-The text encoder is a small `T5EncoderModel` (`UMT5EncoderModel` for Wan); its tokenizer is a T5
-Unigram tokenizer (built with `tokenizers`) over single characters, so any two different prompts
-give different token ids.
+The text encoder is a small `T5EncoderModel` (`UMT5EncoderModel` for Wan; Stable Audio's is a T5
+too); its tokenizer is a T5 Unigram tokenizer (built with `tokenizers`) over single characters, so
+any two different prompts give different token ids. LTX-2 reads its prompt with a small Gemma 3
+(`Gemma3ForConditionalGeneration`, a text and a vision tower) and a Gemma BPE tokenizer over single
+characters that falls back to bytes, so every prompt tokenizes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 
 # Bump when the tiny configs change, so old cache directories are rebuilt rather than reused.
-TINY_VERSION = "4"
+TINY_VERSION = "5"
 TEXT_DIM = 32
 MAX_TEXT_TOKENS = 128
 VISION_HIDDEN = 16
@@ -169,6 +171,297 @@ def _wan_vace_transformer():
     )
 
 
+GEMMA_HIDDEN = 32
+GEMMA_LAYERS = 2
+GEMMA_SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")
+GEMMA_IMAGE_TOKENS = ("<start_of_image>", "<end_of_image>", "<image_soft_token>")
+
+
+def _gemma_tokenizer():
+    """Gemma's BPE tokenizer with no merges: one token per character, and a character outside the
+    vocabulary as its UTF-8 bytes (Gemma's byte fallback)."""
+    from transformers import GemmaTokenizer
+
+    characters = [chr(code) for code in range(33, 127)] + [chr(code) for code in range(0xA1, 0x250)]
+    tokens = [*GEMMA_SPECIAL_TOKENS, *GEMMA_IMAGE_TOKENS, "\u2581"]
+    tokens += [f"<0x{byte:02X}>" for byte in range(256)] + characters
+    return GemmaTokenizer(
+        vocab={token: index for index, token in enumerate(tokens)}, model_max_length=MAX_TEXT_TOKENS
+    )
+
+
+def _gemma_text_encoder(tokenizer):
+    """LTX-2's text encoder class with a tiny text tower (whose every hidden state the pipeline
+    reads) and a tiny vision tower; the image tokens are the tokenizer's own."""
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    image_token = {token: tokenizer.convert_tokens_to_ids(token) for token in GEMMA_IMAGE_TOKENS}
+    config = Gemma3Config(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": GEMMA_HIDDEN,
+            "intermediate_size": 64,
+            "num_hidden_layers": GEMMA_LAYERS,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "max_position_embeddings": 2 * MAX_TEXT_TOKENS,
+            "sliding_window": MAX_TEXT_TOKENS,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 8,
+            "patch_size": 4,
+        },
+        # A 2x2 patch grid pooled to 4 image tokens.
+        mm_tokens_per_image=4,
+        boi_token_index=image_token["<start_of_image>"],
+        eoi_token_index=image_token["<end_of_image>"],
+        image_token_index=image_token["<image_soft_token>"],
+    )
+    torch.manual_seed(10)
+    return Gemma3ForConditionalGeneration(config).eval()
+
+
+# The tiny LTX-2 video VAE: 4x4 pixel patches and one spatio-temporal block, so 8x spatial and 2x
+# temporal compression (the released one compresses 32x and 8x).
+LTX2_SPATIAL_COMPRESSION = 8
+LTX2_TEMPORAL_COMPRESSION = 2
+
+
+def _ltx2_transformer():
+    from diffusers import LTX2VideoTransformer3DModel
+
+    torch.manual_seed(11)
+    return LTX2VideoTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        cross_attention_dim=16,
+        audio_in_channels=4,
+        audio_out_channels=4,
+        audio_num_attention_heads=2,
+        audio_attention_head_dim=4,
+        audio_cross_attention_dim=8,
+        num_layers=2,
+        qk_norm="rms_norm_across_heads",
+        caption_channels=GEMMA_HIDDEN,
+        rope_double_precision=False,
+        rope_type="split",
+        # The video positions are scaled back to frames and pixels by the VAE's factors.
+        vae_scale_factors=(LTX2_TEMPORAL_COMPRESSION, LTX2_SPATIAL_COMPRESSION, LTX2_SPATIAL_COMPRESSION),
+    )
+
+
+def _ltx2_connectors():
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+
+    torch.manual_seed(12)
+    connector = {
+        "num_attention_heads": 4,
+        "attention_head_dim": 8,
+        "num_layers": 1,
+        "num_learnable_registers": None,
+    }
+    return LTX2TextConnectors(
+        caption_channels=GEMMA_HIDDEN,
+        # The pipeline stacks the embeddings and every layer's hidden states.
+        text_proj_in_factor=GEMMA_LAYERS + 1,
+        **{f"video_connector_{name}": value for name, value in connector.items()},
+        **{f"audio_connector_{name}": value for name, value in connector.items()},
+        connector_rope_base_seq_len=32,
+        rope_theta=10000.0,
+        rope_double_precision=False,
+        causal_temporal_positioning=False,
+        rope_type="split",
+    )
+
+
+def _ltx2_vae():
+    from diffusers import AutoencoderKLLTX2Video
+
+    torch.manual_seed(13)
+    return AutoencoderKLLTX2Video(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8,),
+        decoder_block_out_channels=(8,),
+        layers_per_block=(1,),
+        decoder_layers_per_block=(1, 1),
+        spatio_temporal_scaling=(True,),
+        decoder_spatio_temporal_scaling=(True,),
+        decoder_inject_noise=(False, False),
+        downsample_type=("spatial",),
+        upsample_residual=(False,),
+        upsample_factor=(1,),
+        timestep_conditioning=False,
+        patch_size=LTX2_SPATIAL_COMPRESSION // 2,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+
+
+LTX2_AUDIO_RATE = 16000
+LTX2_MEL_HOP = 160
+LTX2_MEL_BINS = 8
+
+
+def _ltx2_audio_vae():
+    from diffusers import AutoencoderKLLTX2Audio
+
+    torch.manual_seed(14)
+    return AutoencoderKLLTX2Audio(
+        base_channels=4,
+        output_channels=2,
+        ch_mult=(1,),
+        num_res_blocks=1,
+        attn_resolutions=None,
+        in_channels=2,
+        resolution=32,
+        latent_channels=2,
+        norm_type="pixel",
+        causality_axis="height",
+        dropout=0.0,
+        mid_block_add_attention=False,
+        sample_rate=LTX2_AUDIO_RATE,
+        mel_hop_length=LTX2_MEL_HOP,
+        is_causal=True,
+        mel_bins=LTX2_MEL_BINS,
+    )
+
+
+def _ltx2_vocoder():
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+
+    torch.manual_seed(15)
+    # Upsampling each mel frame by the mel hop (4 * 5 * 8 = 160) makes a track as long as the clip
+    # at the audio VAE's rate; each kernel is sized so that a stage multiplies the length exactly.
+    vocoder = LTX2Vocoder(
+        in_channels=2 * LTX2_MEL_BINS,
+        hidden_channels=32,
+        out_channels=2,
+        upsample_kernel_sizes=[8, 15, 16],
+        upsample_factors=[4, 5, 8],
+        resnet_kernel_sizes=[3],
+        resnet_dilations=[[1, 3, 5]],
+        leaky_relu_negative_slope=0.1,
+        output_sampling_rate=LTX2_AUDIO_RATE,
+    )
+    _make_audible(vocoder, vocoder.conv_out.weight, gain=200.0)
+    return vocoder
+
+
+def _make_audible(decoder: torch.nn.Module, last_weight: torch.Tensor, *, gain: float) -> None:
+    """A seeded audio decoder is dominated by its biases (a near-constant offset whatever it is
+    given) and faint otherwise: without biases it makes silence of silence, and a louder last
+    layer makes the track it decodes audible, so seed and prompt can be heard."""
+    with torch.no_grad():
+        for name, parameter in decoder.named_parameters():
+            if name.endswith("bias"):
+                parameter.zero_()
+        last_weight.mul_(gain)
+
+
+def _ltx2_pipeline():
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline
+
+    tokenizer = _gemma_tokenizer()
+    return LTX2Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=_ltx2_vae(),
+        audio_vae=_ltx2_audio_vae(),
+        text_encoder=_gemma_text_encoder(tokenizer),
+        tokenizer=tokenizer,
+        connectors=_ltx2_connectors(),
+        transformer=_ltx2_transformer(),
+        vocoder=_ltx2_vocoder(),
+    )
+
+
+STABLE_AUDIO_RATE = 16000
+STABLE_AUDIO_HOP = 4 * 8 * 8
+STABLE_AUDIO_LATENT_CHANNELS = 4
+STABLE_AUDIO_CONDITIONING_DIM = 8
+# The longest track it makes; it always denoises this many seconds and cuts the track asked for.
+STABLE_AUDIO_MAX_S = 20
+
+
+def _stable_audio_vae():
+    from diffusers import AutoencoderOobleck
+
+    torch.manual_seed(16)
+    vae = AutoencoderOobleck(
+        encoder_hidden_size=2 * STABLE_AUDIO_LATENT_CHANNELS,
+        downsampling_ratios=[4, 8, 8],
+        channel_multiples=[1, 1, 1],
+        decoder_channels=4,
+        decoder_input_channels=STABLE_AUDIO_LATENT_CHANNELS,
+        audio_channels=2,
+        sampling_rate=STABLE_AUDIO_RATE,
+    )
+    # The last layer is weight-normalised: its gain is weight_g.
+    _make_audible(vae.decoder, vae.decoder.conv2.weight_g, gain=20.0)
+    return vae
+
+
+def _stable_audio_transformer():
+    from diffusers import StableAudioDiTModel
+
+    torch.manual_seed(17)
+    transformer = StableAudioDiTModel(
+        sample_size=STABLE_AUDIO_MAX_S * STABLE_AUDIO_RATE // STABLE_AUDIO_HOP,
+        in_channels=STABLE_AUDIO_LATENT_CHANNELS,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        num_key_value_attention_heads=1,
+        out_channels=STABLE_AUDIO_LATENT_CHANNELS,
+        cross_attention_dim=8,
+        time_proj_dim=16,
+        # The start and end seconds, side by side.
+        global_states_input_dim=2 * STABLE_AUDIO_CONDITIONING_DIM,
+        cross_attention_input_dim=STABLE_AUDIO_CONDITIONING_DIM,
+    )
+    with torch.no_grad():
+        # The prompt's few tokens share the cross-attention with a long padding; a stronger
+        # cross-attention output makes two prompts audibly different.
+        for block in transformer.transformer_blocks:
+            block.attn2.to_out[0].weight.mul_(30.0)
+    return transformer
+
+
+def _stable_audio_pipeline(tokenizer, text_encoder):
+    from diffusers import CosineDPMSolverMultistepScheduler, StableAudioPipeline, StableAudioProjectionModel
+
+    torch.manual_seed(18)
+    projection_model = StableAudioProjectionModel(
+        text_encoder_dim=TEXT_DIM,
+        conditioning_dim=STABLE_AUDIO_CONDITIONING_DIM,
+        min_value=0,
+        max_value=STABLE_AUDIO_MAX_S,
+    )
+    # stable-audio-open-1.0's scheduler settings.
+    scheduler = CosineDPMSolverMultistepScheduler(
+        solver_order=2, prediction_type="v_prediction", sigma_data=1.0, sigma_schedule="exponential"
+    )
+    return StableAudioPipeline(
+        vae=_stable_audio_vae(),
+        text_encoder=text_encoder,
+        projection_model=projection_model,
+        tokenizer=tokenizer,
+        transformer=_stable_audio_transformer(),
+        scheduler=scheduler,
+    )
+
+
 def _face_vision(path: Path) -> None:
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -218,6 +511,8 @@ def _build(root: Path) -> None:
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
         transformer=_wan_vace_transformer(),
     ).save_pretrained(str(root / "reference_to_video"))
+    _ltx2_pipeline().save_pretrained(str(root / "audio_video"))
+    _stable_audio_pipeline(tokenizer, text_encoder).save_pretrained(str(root / "text_to_audio"))
     (root / "tiny.json").write_text(json.dumps({"version": TINY_VERSION}))
 
 

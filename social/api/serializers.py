@@ -216,6 +216,7 @@ def render_post_card(card: PostCard, rendering: PostRendering) -> dict:
         "duration_s": card.duration_s,
         "width": card.width,
         "height": card.height,
+        "has_audio": card.has_audio,
         "created_at": rendering.iso(card.created_at),
         "published_at": rendering.iso(card.published_at),
         "like_count": card.like_count,
@@ -257,6 +258,7 @@ class PostSerializer(serializers.Serializer):
     duration_s = serializers.FloatField()
     width = serializers.IntegerField()
     height = serializers.IntegerField()
+    has_audio = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     published_at = serializers.DateTimeField(allow_null=True)
     like_count = serializers.IntegerField()

@@ -9,6 +9,7 @@ from PIL import Image
 from cameo import services as cameo_services
 from cameo.models import Permission
 from generation import services, worker
+from generation.backends import Rendered
 from generation.models import Generation, GenerationStatus
 from social.models import Notification, Post
 from tests.cameo import clips
@@ -133,8 +134,8 @@ class FaceRenderer:
     def __init__(self, face: Image.Image):
         self.frame = np.asarray(face.resize((112, 112)))
 
-    def generate(self, request, on_step=None):
-        return np.stack([self.frame] * request.num_frames)
+    def render(self, request, on_step=None):
+        return Rendered(np.stack([self.frame] * request.num_frames))
 
     def model_id_for(self, request):
         return "face"

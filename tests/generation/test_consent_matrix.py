@@ -135,14 +135,14 @@ class ChangingRenderer:
     def __init__(self, renderer, change):
         self.renderer, self.change = renderer, change
 
-    def generate(self, request, on_step=None):
+    def render(self, request, on_step=None):
         def step(index, total):
             if index == 1:
                 self.change()
             if on_step is not None:
                 on_step(index, total)
 
-        return self.renderer.generate(request, step)
+        return self.renderer.render(request, step)
 
     def model_id_for(self, request):
         return self.renderer.model_id_for(request)

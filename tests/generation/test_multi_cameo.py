@@ -16,6 +16,7 @@ from generation.backends import (
     BackendConfig,
     CheckpointMissing,
     ReferenceImage,
+    Rendered,
     Renderer,
     cameo_conditioning,
     route,
@@ -244,7 +245,7 @@ def test_a_person_and_a_character_go_to_the_reference_model(
 def test_a_job_without_cameos_records_none(user, tiny_renderer):
     job = request_job(user, [])
     done = worker.execute_generation(job.pk, renderer=tiny_renderer)
-    assert done.status == GenerationStatus.SUCCEEDED and done.model_id.startswith("tiny:cogvideox@")
+    assert done.status == GenerationStatus.SUCCEEDED and done.model_id.startswith("tiny:ltx2@")
     assert Provenance.objects.get(post_id=done.post_id).record["cameos"] == []
 
 
@@ -352,8 +353,8 @@ class FaceRenderer:
     def __init__(self, face: Image.Image):
         self.frame = clips.moving_face_frames(face, count=1, face_px=190)[0]
 
-    def generate(self, request, on_step=None):
-        return np.stack([self.frame] * request.num_frames)
+    def render(self, request, on_step=None):
+        return Rendered(np.stack([self.frame] * request.num_frames))
 
     def model_id_for(self, request):
         return "face"

@@ -54,7 +54,7 @@ def test_job_runs_to_a_labelled_watermarked_draft_post(user, tiny_renderer):
     assert reading.label["ProduceID"] == str(job.content_id)
     record = Provenance.objects.get(post=post).record
     assert record["prompt"] == BODY["prompt"] and record["seed"] == 11
-    assert record["model"].startswith("tiny:cogvideox@")
+    assert record["model"].startswith("tiny:ltx2@")  # picture and sound in one pass
     assert Notification.objects.filter(user=user, kind="generation_finished", post=post).exists()
 
 
@@ -171,7 +171,7 @@ def test_a_stale_attempt_can_neither_beat_nor_end_nor_complete_the_job(
 class OutOfMemoryRenderer:
     """Stands in for a GPU that cannot fit the model: torch's own out-of-memory error."""
 
-    def generate(self, request, on_step=None):
+    def render(self, request, on_step=None):
         from generation.backends.loading import translate_device_errors
 
         raise translate_device_errors(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB"))

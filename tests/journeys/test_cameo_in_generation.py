@@ -7,6 +7,7 @@ import pytest
 from cameo import services as cameo_services
 from cameo.models import Permission
 from generation import services, worker
+from generation.backends import Rendered
 from generation.models import Generation, GenerationStatus
 from social.models import Follow, Notification, Post
 from tests.cameo import clips
@@ -130,9 +131,9 @@ class FaceRenderer:
     def __init__(self, face):
         self.frames = np.stack(clips.moving_face_frames(face, count=9))
 
-    def generate(self, request, on_step):
+    def render(self, request, on_step):
         on_step(1, 1)
-        return self.frames
+        return Rendered(self.frames)
 
     def model_id_for(self, request):
         return self.model_id
