@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from cameo.models import Permission
 from config.celery import app
-from generation import services, watermark, worker
+from generation import encoding, services, sound, watermark, worker
 from generation.models import ContentFingerprint, Generation, GenerationMode, GenerationStatus, Provenance
 from generation.provenance import read_upload
 from generation.tasks import run_generation, run_stitch
@@ -84,7 +84,12 @@ def test_a_stitch_joins_posts_into_one_labelled_draft(user, make_user, made, tin
         sum(source.duration_s for source in (mine, theirs, mine)), abs=1 / 8
     )
     with post.video.open("rb") as handle:
-        reading = read_upload(handle.read())
+        data = handle.read()
+    reading = read_upload(data)
+    # The sources' sound, joined in step with their pictures, with the audible label at its start.
+    track = encoding.decode_audio(data)
+    assert post.has_audio and abs(track.duration_s - frames / fps) <= 1 / fps
+    assert sound.find_ai_cue(track)
     # Its own label and watermark, naming it and not a source.
     assert reading.labelled_content_id == post.content_id
     assert reading.watermark.key == watermark.key_of(post.content_id)

@@ -54,4 +54,5 @@ def test_a_stitch_is_sent_to_the_cpu_queue_and_joined_by_a_worker_of_that_queue(
     post = Post.objects.get(pk=finished.post_id)
     assert post.source_ids == [first.pk, second.pk] and post.status == "draft"
     assert post.duration_s == pytest.approx(3, abs=1 / 8)
+    assert not post.has_audio  # silent sources make a silent stitch
     broker.delete("default", "gpu")

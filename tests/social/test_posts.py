@@ -35,6 +35,7 @@ def test_create_post_probes_the_video_and_stores_it_with_a_poster(user, test_vid
         assert poster.read(3) == b"\xff\xd8\xff"  # a JPEG
     body = client_for(user).get(f"/api/v1/posts/{post.pk}").json()
     assert body["ai_label"] == {"content_id": str(content_id), "provider": "tiny"}
+    assert body["has_audio"] is False  # the clip has no sound track
     assert body["cameos"] == [{"id": "7", "owner_username": "bob"}]
     assert body["ip"] == [{"id": "3", "name": "Robo", "rights_holder": "Acme"}]
     video_url, poster_url = urlsplit(body["video_url"]), urlsplit(body["poster_url"])
@@ -45,7 +46,8 @@ def test_create_post_probes_the_video_and_stores_it_with_a_poster(user, test_vid
     assert body["id"] == str(post.pk) and body["author"] == {"id": str(user.pk), "username": "alice"}
     assert set(body) == {
         "id", "author", "status", "caption", "prompt", "video_url", "poster_url", "duration_s", "width",
-        "height", "created_at", "published_at", "like_count", "comment_count", "remix_count", "view_count",
+        "height", "has_audio", "created_at", "published_at", "like_count", "comment_count", "remix_count",
+        "view_count",
         "liked_by_me", "remix_of", "root_id", "sources", "remix_allowed", "cameos", "ip", "ai_label",
     }  # fmt: skip
     assert body["sources"] == []
