@@ -114,8 +114,12 @@ def label_layout(width: int, height: int, platform_mark: str) -> LabelLayout:
     return LabelLayout(text_px=size, lines=lines)
 
 
-def stamp_visible_label(frames: np.ndarray, *, fps: int, platform_mark: str) -> np.ndarray:
-    """Label box on the first LABEL_SECONDS, a moving platform mark on every later frame."""
+def stamp_visible_label(
+    frames: np.ndarray, *, fps: int, platform_mark: str, in_place: bool = False
+) -> np.ndarray:
+    """Label box on the first LABEL_SECONDS, a moving platform mark on every later frame; on a copy,
+    or `in_place` on `frames` themselves (a caller that owns them saves copying every frame when
+    only patches change)."""
     count, height, width = frames.shape[:3]
     layout = label_layout(width, height, platform_mark)
     label_frames = min(count, int(np.ceil(LABEL_SECONDS * fps)))
@@ -128,7 +132,7 @@ def stamp_visible_label(frames: np.ndarray, *, fps: int, platform_mark: str) -> 
         _draw_text(label, (pad, pad + index * (size + pad)), line, size)
     mark_size = max(int(np.ceil(min(width, height) * MIN_TEXT_FRACTION)), 6)
     mark_w = _text_width(platform_mark, mark_size) + 2
-    out = frames.copy()
+    out = frames if in_place else frames.copy()
     # Only the patch a label or mark covers goes through PIL (a whole frame in and out of PIL cost
     # more than the drawing); the patch reaches the frame's edge or twice the text's size, whichever
     # is nearer, so what is drawn is what drawing on the whole frame would draw.

@@ -278,14 +278,17 @@ def _cell_values(luma: np.ndarray, rows: int, columns: int) -> np.ndarray:
     return np.einsum("nrycx,kyx->nrck", cells, BASES)
 
 
-def embed(frames: np.ndarray, content_id: uuid.UUID, *, strength: float = STRENGTH) -> np.ndarray:
-    """The RGB frames (frames, height, width, 3) carrying the content id."""
+def embed(
+    frames: np.ndarray, content_id: uuid.UUID, *, strength: float = STRENGTH, in_place: bool = False
+) -> np.ndarray:
+    """The RGB frames (frames, height, width, 3) carrying the content id: a copy, or `in_place`
+    the frames themselves (each chunk is read before it is written)."""
     count, height, width = frames.shape[:3]
     rows, columns = grid(height, width)
     coded = encode_message(message_bits(content_id))
     signs = (coded[cell_bits(rows, columns)].astype(np.float32) * 2 - 1)[None]
     spread_rows, spread_columns = _spread(height, rows * BLOCK), _spread(width, columns * BLOCK)
-    marked = np.empty_like(frames)
+    marked = frames if in_place else np.empty_like(frames)
     for start in range(0, count, CHUNK_FRAMES):
         chunk = frames[start : start + CHUNK_FRAMES]
         current = _cell_values(_luma(chunk), rows, columns)

@@ -121,13 +121,18 @@ JOINED_MODES = (GenerationMode.STITCH, GenerationMode.STORYBOARD)
 
 def finish_frames(frames: np.ndarray, job: Generation) -> np.ndarray:
     """The visible label and the watermark on the clip, a rendered one first held to the job's
-    duration (joined frames already have theirs)."""
+    duration (joined frames already have theirs). Joined frames are the worker's own, made for
+    this job: they are marked in place, as a copy of every frame cost more than the marks."""
     fps = settings.GENERATION_FPS
-    clip = frames
-    if job.mode not in JOINED_MODES:
+    if job.mode in JOINED_MODES:
+        clip = frames
+    else:
+        # Picking frames to fill the duration makes a new array.
         clip = encoding.stretch_to_duration(frames, duration_s=job.duration_s, fps=fps)
-    clip = labels.stamp_visible_label(clip, fps=fps, platform_mark=settings.GENERATION_PLATFORM_MARK)
-    return watermark.embed(clip, job.content_id)
+    clip = labels.stamp_visible_label(
+        clip, fps=fps, platform_mark=settings.GENERATION_PLATFORM_MARK, in_place=True
+    )
+    return watermark.embed(clip, job.content_id, in_place=True)
 
 
 def finish_sound(track: Soundtrack | None, duration_s: float) -> Soundtrack | None:
