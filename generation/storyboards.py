@@ -152,6 +152,16 @@ def shots_rendered(job: Generation) -> bool:
     )
 
 
+def _locked(shot_id: int) -> tuple[Generation, GenerationShot] | None:
+    """A shot and its storyboard, both locked: the storyboard's row first, as every writer of a
+    storyboard takes it. None when the shot is gone. Inside a transaction."""
+    generation_id = GenerationShot.objects.filter(pk=shot_id).values_list("generation_id", flat=True).first()
+    if generation_id is None:
+        return None
+    job = Generation.objects.select_for_update().get(pk=generation_id)
+    return job, GenerationShot.objects.select_for_update().get(pk=shot_id)
+
+
 def start_shot(*, shot_id: int) -> GenerationShot | None:
     """Claims a shot for this worker (its attempt counted; the storyboard set running), or None
     when there is nothing to do: the storyboard ended, the shot is rendered, or another worker
@@ -159,13 +169,11 @@ def start_shot(*, shot_id: int) -> GenerationShot | None:
     the storyboard with `worker_lost`."""
     from generation.services import _finish, _is_stale
 
-    generation_id = GenerationShot.objects.filter(pk=shot_id).values_list("generation_id", flat=True).first()
-    if generation_id is None:
-        return None
     with transaction.atomic():
-        # The job's lock first, as every writer of a storyboard takes it.
-        job = Generation.objects.select_for_update().get(pk=generation_id)
-        shot = GenerationShot.objects.select_for_update().get(pk=shot_id)
+        locked = _locked(shot_id)
+        if locked is None:
+            return None
+        job, shot = locked
         if job.status not in IN_FLIGHT or shot.status == GenerationStatus.SUCCEEDED:
             return None
         now = timezone.now()
@@ -229,9 +237,10 @@ def complete_shot(
     from generation.services import _finish, consent_lapsed
 
     with transaction.atomic():
-        generation_id = GenerationShot.objects.values_list("generation_id", flat=True).get(pk=shot_id)
-        job = Generation.objects.select_for_update().get(pk=generation_id)
-        shot = GenerationShot.objects.select_for_update().get(pk=shot_id)
+        locked = _locked(shot_id)
+        if locked is None:
+            return False
+        job, shot = locked
         if job.status != GenerationStatus.RUNNING or shot.status != GenerationStatus.RUNNING:
             return False
         if shot.attempts != attempt:
@@ -279,9 +288,10 @@ def end_storyboard_from_shot(*, shot_id: int, attempt: int, status: str, code: s
     from generation.services import _finish
 
     with transaction.atomic():
-        generation_id = GenerationShot.objects.values_list("generation_id", flat=True).get(pk=shot_id)
-        job = Generation.objects.select_for_update().get(pk=generation_id)
-        shot = GenerationShot.objects.select_for_update().get(pk=shot_id)
+        locked = _locked(shot_id)
+        if locked is None:
+            return
+        job, shot = locked
         if job.status not in IN_FLIGHT or shot.status != GenerationStatus.RUNNING or shot.attempts != attempt:
             return
         shot.status = status
