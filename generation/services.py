@@ -404,9 +404,9 @@ def enqueue(job_id: int) -> None:
 
 def enqueue_stitch(job_id: int) -> None:
     """Hands a stitch's message to the broker: the CPU queue's task, as a stitch renders nothing."""
-    from generation.tasks import run_stitch
+    from generation.tasks import join_clips
 
-    run_stitch.apply_async(args=[job_id], retry=False)
+    join_clips.apply_async(args=[job_id], retry=False)
 
 
 def enqueue_storyboard(job_id: int) -> None:
@@ -415,14 +415,14 @@ def enqueue_storyboard(job_id: int) -> None:
     its join stopped)."""
     from celery import chord
 
-    from generation.tasks import join_storyboard, render_shot
+    from generation.tasks import join_clips, render_shot
 
     pending = list(
         GenerationShot.objects.filter(generation_id=job_id)
         .exclude(status=GenerationStatus.SUCCEEDED)
         .values_list("pk", flat=True)
     )
-    join = join_storyboard.si(job_id)
+    join = join_clips.si(job_id)
     if not pending:
         join.apply_async(retry=False)
         return

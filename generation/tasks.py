@@ -1,9 +1,9 @@
 """Celery tasks of the generation app: thin, take ids, idempotent.
 
-`run_generation` runs on the `gpu` queue (`run_stitch`, which joins posts and renders nothing, on
-the default one) with late acknowledgement; a storyboard is a chord of `render_shot` tasks (gpu)
-and one `join_storyboard` (default; generation.storyboards), so a worker that dies before
-finishing leaves the message to be delivered again; the job's own state (claimed with a heartbeat
+`run_generation` runs on the `gpu` queue, `join_clips` (a stitch's posts or a storyboard's shots
+joined into one video: nothing rendered) on the default one; a storyboard is a chord of
+`render_shot` tasks (gpu) and `join_clips` (generation.storyboards). All acknowledge late, so a
+worker that dies before finishing leaves the message to be delivered again; the job's own state (claimed with a heartbeat
 and an attempt count) decides whether a delivery still has work to do. The job row, not the
 message, is the source of truth: the periodic jobs (`manage.py run_periodic`, registered in
 generation/apps.py) requeue jobs whose worker stopped reporting and send again those whose message
@@ -57,13 +57,14 @@ def run_generation(job_id: int) -> str | None:
 
 
 @shared_task(
-    name="generation.tasks.run_stitch",
+    name="generation.tasks.join_clips",
     acks_late=True,
     ignore_result=True,
     **RETRY_WHILE_THE_DATABASE_IS_AWAY,
 )
-def run_stitch(job_id: int) -> str | None:
-    """A stitch, on the default (CPU) queue: the same job lifecycle, with no model to load."""
+def join_clips(job_id: int) -> str | None:
+    """A stitch, or a storyboard once its shots are rendered (before that it does nothing), joined
+    on the default (CPU) queue: the same job lifecycle, with no model to load."""
     return _execute(job_id)
 
 
@@ -80,19 +81,7 @@ def _execute(job_id: int) -> str | None:
     **RETRY_WHILE_THE_DATABASE_IS_AWAY,
 )
 def render_shot(shot_id: int) -> str | None:
-    """One shot of a storyboard, on the gpu queue. Never fails the chord: a shot that fails ends
-    its storyboard through the job's row, which the join reads."""
+    """One shot of a storyboard, on the gpu queue. A shot that fails ends its storyboard through
+    the job's row, which the join reads (not the chord's results)."""
     shot = worker.execute_shot(int(shot_id))
     return None if shot is None else shot.status
-
-
-@shared_task(
-    name="generation.tasks.join_storyboard",
-    acks_late=True,
-    ignore_result=True,
-    **RETRY_WHILE_THE_DATABASE_IS_AWAY,
-)
-def join_storyboard(job_id: int) -> str | None:
-    """A storyboard's shots joined into its video, on the default (CPU) queue, once every shot is
-    rendered (before that it does nothing: see generation.storyboards)."""
-    return _execute(job_id)

@@ -15,7 +15,7 @@ from config.celery import app
 from generation import encoding, services, sound, watermark, worker
 from generation.models import ContentFingerprint, Generation, GenerationMode, GenerationStatus, Provenance
 from generation.provenance import read_upload
-from generation.tasks import run_generation, run_stitch
+from generation.tasks import join_clips, run_generation
 from remix.ledger import record_revenue_event
 from social import services as social_services
 from social.models import Post, PostStatus
@@ -238,7 +238,7 @@ def test_stitches_go_to_the_cpu_queue_and_renders_to_the_gpu_queue(user, made, m
     # (Sent once the request commits; the outbox sends what is due either way.)
     services.dispatch_generations(job_ids=[int(stitched["id"]), int(rendered["id"])])
     assert sorted(sent) == sorted([("cpu", int(stitched["id"])), ("gpu", int(rendered["id"]))])
-    assert app.amqp.router.route({}, run_stitch.name)["queue"].name == "default"
+    assert app.amqp.router.route({}, join_clips.name)["queue"].name == "default"
     assert app.amqp.router.route({}, run_generation.name)["queue"].name == "gpu"
 
 

@@ -45,7 +45,7 @@ def queued_tasks(broker, queue: str) -> list[str]:
 
 def join_sent(broker):
     """Whether the storyboard's join was sent: a chord sends it once every shot task returned."""
-    return "generation.tasks.join_storyboard" in queued_tasks(broker, "default") or None
+    return "generation.tasks.join_clips" in queued_tasks(broker, "default") or None
 
 
 def storyboard(user, shots) -> Generation:
