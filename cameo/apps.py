@@ -14,13 +14,16 @@ class CameoConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from cameo.services import (
+            cap_permissions_by_guardian,
             count_appearances_on_publish,
             refuse_publish_without_consent,
             uncount_published_appearances,
         )
-        from social.hooks import register_posts_leaving, register_publish_check
+        from social.hooks import register_cameo_cap_set, register_posts_leaving, register_publish_check
 
         register_publish_check(refuse_publish_without_consent)
+        # A guardian's cap on a minor's cameos lowers the wider ones at once.
+        register_cameo_cap_set(cap_permissions_by_guardian)
         # Trending: a post saved as published counts its cameos' appearances (in its transaction),
         # and posts taken down or deleted (one by one or with their account) stop counting.
         register_posts_leaving(uncount_published_appearances)

@@ -49,7 +49,8 @@ from core.errors import ApiError, Conflict, Forbidden, NotFound, RuleRefusal, To
 from core.storage import biometric_storage
 from core.themes import match_theme, normalize_text
 from social.models import Post, PostStatus, User
-from social.selectors import is_blocked_either_way
+from social.selectors import guardian_controls_for, is_blocked_either_way
+from social.services import guardian_control_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,9 @@ def start_enrollment(
         stored: list[str] = []
         try:
             with transaction.atomic():
+                # Again with the guardian's controls locked until the cameo is stored: a cap set
+                # meanwhile either waits for this cameo and lowers it, or is read here.
+                _check_permission_for_owner(owner=owner, permission=permission, lock_controls=True)
                 chosen = _choose_handle(
                     owner=owner,
                     requested=requested,
@@ -572,12 +576,22 @@ def check_cameo_restrictions(*, cameo: Cameo, prompt: str) -> None:
         )
 
 
-def _check_permission_for_owner(*, owner: User, permission: str) -> None:
+def _check_permission_for_owner(*, owner: User, permission: str, lock_controls: bool = False) -> None:
+    """A minor's cameo is never `everyone` (422), nor wider than their guardian's cap (403
+    `guardian_control`). `lock_controls`: social.selectors.guardian_controls_for."""
     if permission == Permission.EVERYONE and owner.is_minor:
         raise RuleRefusal(
             "A minor's cameo can be shared with mutuals at most.",
             code="permission_not_allowed",
             details={"permission": ["A minor's cameo cannot be used by everyone."]},
+        )
+    controls = guardian_controls_for(teen=owner, lock=lock_controls)
+    cap = None if controls is None else controls.cameo_permission_cap
+    if cap is not None and PERMISSION_RANK[permission] > PERMISSION_RANK[cap]:
+        raise guardian_control_refusal(
+            control="cameo_permission_cap",
+            message=f"Your guardian allows your cameos “{cap}” at most.",
+            cap=cap,
         )
 
 
@@ -603,47 +617,71 @@ def update_cameo(*, actor: User, cameo: Cameo, **changes) -> Cameo:
             raise NotFound()
         if "permission" in changes:
             _check_permission_for_owner(owner=locked.owner, permission=changes["permission"])
-        if "restrictions" in changes:
-            changes["restrictions"] = list(
-                dict.fromkeys(t.strip() for t in changes["restrictions"] if t.strip())
-            )
-        before = {name: getattr(locked, name) for name in CONSENT_FIELDS if name in changes}
-        after = {name: value for name, value in changes.items() if name in CONSENT_FIELDS}
-        if requested is not None:
-            before["handle"], after["handle"] = locked.handle, requested
-        changed = {name for name in after if before[name] != after[name]}
-        if not changed:
-            return locked
-        if "instructions" in changed:
-            moderation.check_instructions(
-                owner=locked.owner, instructions=after["instructions"], verified_as=locked.verified_as_id
-            )
-        narrowing = (
-            (
-                "permission" in changed
-                and PERMISSION_RANK[after["permission"]] < PERMISSION_RANK[before["permission"]]
-            )
-            or ("restrictions" in changed and set(after["restrictions"]) - set(before["restrictions"]))
-            or "instructions" in changed
+        return _change_consent(locked, actor=actor, changes=changes, requested_handle=requested)
+
+
+def cap_permissions_by_guardian(teen: User, cap: str, guardian: User) -> list[Cameo]:
+    """Lowers each of the teen's cameos wider than `cap` to it, at once: their guardian's control
+    (social.guardians, through social.hooks). The same consent change as the owner's own narrowing
+    (consent version, pending jobs blocked on recheck), audited as `capped_by_guardian` with the
+    guardian as actor. Every cameo of the teen is locked, not only the wider ones: one being
+    widened meanwhile holds its row, so this waits for it and lowers it."""
+    cameos = (
+        Cameo.objects.select_for_update()
+        .filter(owner_id=teen.pk)
+        .exclude(status=CameoStatus.DELETED)
+        .order_by("pk")
+    )
+    return [
+        _change_consent(cameo, actor=guardian, changes={"permission": cap}, action="capped_by_guardian")
+        for cameo in cameos
+        if PERMISSION_RANK[cameo.permission] > PERMISSION_RANK[cap]
+    ]
+
+
+def _change_consent(
+    locked: Cameo, *, actor: User, changes: dict, requested_handle: str | None = None, action: str = "updated"
+) -> Cameo:
+    """Applies `changes` to a locked cameo as `update_cameo` says, audited as `action`."""
+    if "restrictions" in changes:
+        changes["restrictions"] = list(dict.fromkeys(t.strip() for t in changes["restrictions"] if t.strip()))
+    before = {name: getattr(locked, name) for name in CONSENT_FIELDS if name in changes}
+    after = {name: value for name, value in changes.items() if name in CONSENT_FIELDS}
+    if requested_handle is not None:
+        before["handle"], after["handle"] = locked.handle, requested_handle
+    changed = {name for name in after if before[name] != after[name]}
+    if not changed:
+        return locked
+    if "instructions" in changed:
+        moderation.check_instructions(
+            owner=locked.owner, instructions=after["instructions"], verified_as=locked.verified_as_id
         )
-        if "handle" in changed:
-            if locked.status == CameoStatus.REJECTED:
-                raise Conflict("A rejected cameo takes no handle.", code="cameo_rejected")
-            _rename(locked, after["handle"])
-        for name in changed - {"handle"}:
-            setattr(locked, name, after[name])
-        if narrowing:
-            locked.consent_version += 1
-        locked.save()
-        _audit(
-            cameo=locked,
-            actor=actor,
-            action="updated",
-            before={name: before[name] for name in changed},
-            after={name: after[name] for name in changed},
+    narrowing = (
+        (
+            "permission" in changed
+            and PERMISSION_RANK[after["permission"]] < PERMISSION_RANK[before["permission"]]
         )
-        if narrowing:
-            _announce_revocation(locked)
+        or ("restrictions" in changed and set(after["restrictions"]) - set(before["restrictions"]))
+        or "instructions" in changed
+    )
+    if "handle" in changed:
+        if locked.status == CameoStatus.REJECTED:
+            raise Conflict("A rejected cameo takes no handle.", code="cameo_rejected")
+        _rename(locked, after["handle"])
+    for name in changed - {"handle"}:
+        setattr(locked, name, after[name])
+    if narrowing:
+        locked.consent_version += 1
+    locked.save()
+    _audit(
+        cameo=locked,
+        actor=actor,
+        action=action,
+        before={name: before[name] for name in changed},
+        after={name: after[name] for name in changed},
+    )
+    if narrowing:
+        _announce_revocation(locked)
     return locked
 
 

@@ -165,6 +165,10 @@ REALTIME_SEND_TIMEOUT_S = env_float("REALTIME_SEND_TIMEOUT_S", 0.5)
 AUTH_USER_MODEL = "social.User"
 # A follow undone and made again within this many seconds notifies its followee once.
 FOLLOW_NOTIFY_AGAIN_AFTER_S = env_int("FOLLOW_NOTIFY_AGAIN_AFTER_S", 24 * 3600)
+# Teens (API.md): posts the feed serves a minor per UTC day unless their guardian sets another
+# number, and how long a code a minor asks for stays redeemable by their guardian-to-be.
+SCROLL_LIMIT_MINOR = env_int("SCROLL_LIMIT_MINOR", 100)
+GUARDIAN_CODE_TTL_S = env_int("GUARDIAN_CODE_TTL_S", 24 * 3600)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -268,6 +272,8 @@ REST_FRAMEWORK = {
         "follow": env_str("FOLLOW_RATE", "60/hour"),
         "comment": env_str("COMMENT_RATE", "30/min"),
         "cameo_request": env_str("CAMEO_REQUEST_RATE", "20/hour"),
+        # Redeeming guardian codes: guessing one stays slow.
+        "guardian_link": env_str("GUARDIAN_LINK_RATE", "10/hour"),
     },
     # Proxies in front of the app whose X-Forwarded-For entries are trusted; 0: the socket's address.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,

@@ -31,6 +31,12 @@ followers (`AuthorsNewest`). Everything else about V (follows, exclusions, recen
 newest posts of the followed authors the process does not keep come in one statement
 (`social.selectors.first_page_viewer`).
 
+A viewer whose feed is not personalised (minors by default, API.md) is ranked without personal
+signals: no affinity (every candidate's is 1), and candidates from the recent pool only, not from
+the authors they follow (`_impersonal_viewer`); blocks and reports still exclude authors. Their
+chain's ranking is cached under a key of its own, so turning personalisation off or on applies
+from the next page.
+
 The cursor is signed and carries T, the author served last and the ids already served in this
 chain (`encode_chain_cursor`; `pack_post_ids`: the gaps between the sorted ids in the narrowest
 width that holds them, about 2 bytes an id):
@@ -52,7 +58,7 @@ import functools
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -355,6 +361,13 @@ def _affinity(viewer_facts: FeedViewer) -> ViewerAffinity:
     )
 
 
+def _impersonal_viewer(viewer: User) -> FeedViewer:
+    """The viewer as a ranking without personal signals knows them: only the authors they never
+    see (blocks, reports); no follows, no likes, no followed authors' pool. One statement."""
+    facts = feed_viewer(viewer=viewer, recent_likes=0)
+    return replace(facts, followed_author_ids=[])
+
+
 def _continuation_viewer(viewer: User, snapshot: datetime, served: np.ndarray) -> FeedViewer:
     """What the ranking needs to know about the viewer, with the followed authors' newest posts at
     the snapshot read without the served ids."""
@@ -392,6 +405,7 @@ _PUBLISHED = CANDIDATE_FIELDS.index("published_at")
 _POST_ID = CANDIDATE_FIELDS.index("id")
 _AUTHOR_ID = CANDIDATE_FIELDS.index("author_id")
 _NO_ROWS = np.zeros((0, len(CANDIDATE_FIELDS)), dtype=np.float64)
+_NO_CANDIDATES = Candidates.from_columns(_NO_ROWS.T, snapshot=_EPOCH)
 
 
 class AuthorsNewest:
@@ -575,17 +589,23 @@ def _cached_ranking(key: str) -> Ranking | None:
     return value
 
 
-def _ranking_cache_key(viewer_id: int, snapshot: datetime) -> str:
-    return f"feed:for_you:ranking:{viewer_id}:{snapshot.isoformat()}"
+def _ranking_cache_key(viewer_id: int, snapshot: datetime, personalised: bool) -> str:
+    kind = "" if personalised else ":impersonal"
+    return f"feed:for_you:ranking:{viewer_id}:{snapshot.isoformat()}{kind}"
 
 
 def _ranked_candidates(
-    viewer: User, snapshot: datetime, served: np.ndarray, pool: Candidates | None = None
+    viewer: User,
+    snapshot: datetime,
+    served: np.ndarray,
+    pool: Candidates | None = None,
+    *,
+    personalised: bool = True,
 ) -> Ranking:
     """The chain's candidates in rank order, not yet served; cached per chain so that later pages
     skip the candidate and affinity queries. A cache miss recomputes; the cursor's served ids keep
-    the chain free of repeats either way."""
-    cache_key = _ranking_cache_key(viewer.pk, snapshot)
+    the chain free of repeats either way. Without `personalised`, no personal signal enters."""
+    cache_key = _ranking_cache_key(viewer.pk, snapshot, personalised)
     first_page = pool is not None and not len(served)
     # A chain's first page has a new snapshot, so its ranking cannot be cached yet.
     cached = None if first_page else _cached_ranking(cache_key)
@@ -593,11 +613,18 @@ def _ranked_candidates(
         remaining = cached.without(served)
         if len(remaining) or not remaining.may_have_more:
             return remaining
+    # An impersonal viewer's followed pool is empty: their candidates are the recent pool alone.
     if first_page:
-        viewer_facts, followed = _first_page_viewer(viewer, snapshot)
+        viewer_facts, followed = (
+            _first_page_viewer(viewer, snapshot)
+            if personalised
+            else (_impersonal_viewer(viewer), _NO_CANDIDATES)
+        )
         candidates, may_have_more = _candidates_from_pool(viewer, pool, viewer_facts, followed)
     else:
-        viewer_facts = _continuation_viewer(viewer, snapshot, served)
+        viewer_facts = (
+            _continuation_viewer(viewer, snapshot, served) if personalised else _impersonal_viewer(viewer)
+        )
         candidates, may_have_more = _continuation(viewer, snapshot, served, viewer_facts)
     ranking = rank(candidates, affinity=_affinity(viewer_facts), may_have_more=may_have_more)
     cache.set(cache_key, ranking, RANKING_CACHE_SECONDS)
@@ -606,17 +633,23 @@ def _ranked_candidates(
 
 
 def for_you_page(
-    *, viewer: User, cursor: str | None, limit: int, media_url_prefix: str | None = None
+    *,
+    viewer: User,
+    cursor: str | None,
+    limit: int,
+    media_url_prefix: str | None = None,
+    personalised: bool = True,
 ) -> Page:
     """A page of the `for_you` tab: PostCards, or with `media_url_prefix` the page rendered by
-    PostgreSQL (`social.selectors.RenderedCards`)."""
+    PostgreSQL (`social.selectors.RenderedCards`); ranked without personal signals unless
+    `personalised`."""
     pool = None
     if not cursor:
         (snapshot, pool), served, previous_author = recent_pool(), np.zeros(0, dtype=np.int64), None
     else:
         position = decode_chain_cursor(cursor)
         snapshot, served, previous_author = position.snapshot, position.served, position.last_author_id
-    ranking = _ranked_candidates(viewer, snapshot, served, pool)
+    ranking = _ranked_candidates(viewer, snapshot, served, pool, personalised=personalised)
     chosen = spread_authors(
         ranking.post_ids.tolist(),
         ranking.author_ids.tolist(),

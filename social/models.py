@@ -29,6 +29,12 @@ class User(AbstractUser):
     followers_count = models.PositiveIntegerField(default=0)
     following_count = models.PositiveIntegerField(default=0)
     posts_count = models.PositiveIntegerField(default=0)
+    # The for_you feed as the user keeps it (`GET|PUT /me/feed`). On the user's row, which every
+    # authenticated request reads anyway, so a feed page reads them at no cost. The mood is only
+    # kept here: ranking by it comes with mood steering (API.md), which reads it from here.
+    feed_mood = models.CharField(max_length=200, blank=True, default="")
+    # Null until the user chooses: the default for their age (off for minors, API.md).
+    feed_personalised = models.BooleanField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -260,6 +266,9 @@ class NotificationKind(models.TextChoices):
     CAMEO_PUBLISHED = "cameo_published", "A post with your cameo was published"
     GENERATION_FINISHED = "generation_finished", "Generation finished"
     CAMEO_REQUEST = "cameo_request", "Someone asks to use your cameo"
+    GUARDIAN_LINKED = "guardian_linked", "A guardian link was made"
+    GUARDIAN_CONTROLS_CHANGED = "guardian_controls_changed", "A guardian changed a teen's controls"
+    GUARDIAN_UNLINKED = "guardian_unlinked", "A guardian link ended"
 
 
 class Notification(models.Model):
@@ -276,6 +285,94 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.user_id}"
+
+
+class CameoPermissionCap(models.TextChoices):
+    """The widest permission a guardian lets their teen's cameos have: the cameo app's permissions
+    a minor's cameo may have at all (cameo.models.Permission without `everyone`), which that app
+    ranks and enforces (this app may not import it; a test keeps the two in step)."""
+
+    ONLY_ME = "only_me", "Only me"
+    APPROVED = "approved", "Approved people"
+    MUTUALS = "mutuals", "Mutuals"
+
+
+class GuardianCode(models.Model):
+    """A code a minor hands to an adult who is to become their guardian (`POST /guardians/link`).
+
+    One per teen (a new one replaces the old), used once (deleted when redeemed), valid until
+    `expires_at`. Unique, so a code names one teen."""
+
+    teen = models.OneToOneField(User, on_delete=models.CASCADE, related_name="guardian_code")
+    code = models.CharField(max_length=16, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"guardian code of {self.teen_id}"
+
+
+class GuardianLink(models.Model):
+    """A guardian and the minor they look after, with the controls the guardian sets.
+
+    A teen has at most one guardian (the database says so); an adult may look after several teens.
+    The controls hold while the teen is a minor (`social.selectors.guardian_controls_for`):
+    - personalised: false keeps the teen's for_you unpersonalised whatever they choose; true leaves
+      the choice to them (`GET|PUT /me/feed`);
+    - daily_scroll_limit: posts a day the feed serves the teen; null: SCROLL_LIMIT_MINOR;
+    - cameo_permission_cap: the widest permission the teen's cameos may have (the cameo app lowers
+      wider ones when the cap is set and refuses wider ones after);
+    - remix_of_my_posts: false turns remixing of the teen's posts off and keeps it off.
+    """
+
+    teen = models.OneToOneField(User, on_delete=models.CASCADE, related_name="guardian_link")
+    guardian = models.ForeignKey(User, on_delete=models.CASCADE, related_name="guarded_links")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    personalised = models.BooleanField(default=False)
+    daily_scroll_limit = models.PositiveIntegerField(null=True, blank=True)
+    cameo_permission_cap = models.CharField(
+        max_length=10, choices=CameoPermissionCap.choices, default=CameoPermissionCap.MUTUALS
+    )
+    remix_of_my_posts = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(teen=models.F("guardian")), name="guardian_link_not_self"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(cameo_permission_cap__in=CameoPermissionCap.values),
+                name="guardian_link_cap_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.guardian_id} looks after {self.teen_id}"
+
+
+class GuardianAudit(models.Model):
+    """Append-only: each link, change of controls and unlink, who made it and what changed. The
+    people are kept by id too, so the trail outlives the guardian's account."""
+
+    teen = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    guardian_id_value = models.BigIntegerField()
+    actor_id_value = models.BigIntegerField()
+    action = models.CharField(max_length=24)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["teen", "-at", "-id"], name="guardian_audit_teen_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} for teen {self.teen_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Audit entries are append-only.")
+        super().save(*args, **kwargs)
 
 
 class ExportStatus(models.TextChoices):

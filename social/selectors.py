@@ -16,7 +16,17 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from psycopg import pq
 
 from core.errors import Forbidden, NotFound
-from social.models import Block, Comment, Follow, Like, Notification, Post, PostStatus, User
+from social.models import (
+    Block,
+    Comment,
+    Follow,
+    GuardianLink,
+    Like,
+    Notification,
+    Post,
+    PostStatus,
+    User,
+)
 
 # Generation registers how many jobs a user started today; until it does, nobody has used any.
 _usage_counters: list[Callable[[User], int]] = []
@@ -617,3 +627,65 @@ def notifications_for(*, user: User, unread_only: bool = False) -> QuerySet[Noti
     if unread_only:
         rows = rows.filter(read_at__isnull=True)
     return rows
+
+
+# --- teens and guardians --------------------------------------------------------------------------
+
+
+def _locked(links: QuerySet[GuardianLink]) -> QuerySet[GuardianLink]:
+    """The link rows locked until the transaction ends (not the people joined to them). A write
+    that must not miss a change of controls locks the link before any row the change touches (the
+    teen's posts, their cameos), as the change itself does: one waits for the other, in one order."""
+    return links.select_for_update(of=("self",), no_key=True)
+
+
+def guardian_controls_for(*, teen: User, lock: bool = False) -> GuardianLink | None:
+    """The link to the teen's guardian, whose controls hold while the teen is a minor; None for
+    adults (no query) and for minors without a guardian. `lock`: see `_locked`."""
+    if not teen.is_minor:
+        return None
+    links = GuardianLink.objects.select_related("guardian").filter(teen_id=teen.pk)
+    return (_locked(links) if lock else links).first()
+
+
+def guardian_link_of(*, guardian: User, teen_username: str, lock: bool = False) -> GuardianLink:
+    """The guardian's link to the teen with this username; 404 for anyone who is not their
+    guardian, as for a teen who does not exist. `lock`: see `_locked`."""
+    links = GuardianLink.objects.select_related("teen", "guardian").filter(
+        guardian_id=guardian.pk, teen__username__iexact=teen_username, teen__is_active=True
+    )
+    link = (_locked(links) if lock else links).first()
+    if link is None:
+        raise NotFound()
+    return link
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """How the feed treats its viewer: the mood they keep, whether for_you may use their personal
+    signals, how many posts it may serve them a day (None: no limit), and whether a guardian keeps
+    personalisation off."""
+
+    mood: str
+    personalised: bool
+    daily_scroll_limit: int | None
+    personalised_locked: bool
+
+
+def feed_settings_for(*, user: User) -> FeedSettings:
+    """An adult's come from their row (no query): personalised unless they turned it off, never
+    limited. A minor's also from their guardian's controls (one query): unpersonalised unless they
+    turned it on and no guardian keeps it off, SCROLL_LIMIT_MINOR posts a day unless the guardian
+    set another number."""
+    chosen = user.feed_personalised
+    if not user.is_minor:
+        return FeedSettings(user.feed_mood, chosen is not False, None, personalised_locked=False)
+    controls = guardian_controls_for(teen=user)
+    locked = controls is not None and not controls.personalised
+    limit = controls.daily_scroll_limit if controls is not None else None
+    return FeedSettings(
+        user.feed_mood,
+        bool(chosen) and not locked,
+        settings.SCROLL_LIMIT_MINOR if limit is None else limit,
+        personalised_locked=locked,
+    )

@@ -258,6 +258,7 @@ def create_post(
     )
     try:
         with transaction.atomic():
+            remix_allowed = remix_allowed and _guardian_allows_remix(author, lock=True)
             post = Post(
                 author=author,
                 status=PostStatus.DRAFT,
@@ -293,6 +294,20 @@ def create_post(
         default_storage.delete(poster_name)
         raise
     return post
+
+
+def guardian_control_refusal(*, control: str, message: str, **details) -> Forbidden:
+    """403 `guardian_control`: a minor asked for what their guardian's `control` rules out."""
+    return Forbidden(message, code="guardian_control", details={"control": control, **details})
+
+
+def _guardian_allows_remix(author: User, *, lock: bool) -> bool:
+    """Whether the author's guardian lets others remix their posts. A guardian turning it off
+    locks the link, then updates every post of the teen (social.guardians): a new post locks the
+    link first (`lock`), so it waits for the change or the change waits for it; an edit reads it
+    with its post locked, so the change waits for the edit or the edit reads the change."""
+    controls = selectors.guardian_controls_for(teen=author, lock=lock)
+    return controls is None or controls.remix_of_my_posts
 
 
 def post_media_path_for(author_id: int, filename: str) -> str:
@@ -341,6 +356,10 @@ def update_post(
             locked.caption = caption
             fields.append("caption")
         if remix_allowed is not None:
+            if remix_allowed and not _guardian_allows_remix(actor, lock=False):
+                raise guardian_control_refusal(
+                    control="remix_of_my_posts", message="Your guardian turned remixing of your posts off."
+                )
             locked.remix_allowed = remix_allowed
             fields.append("remix_allowed")
         if fields:
@@ -386,6 +405,34 @@ def delete_post(*, actor: User, post: Post) -> None:
         hooks.run_posts_leaving([locked.pk])
         _delete_media_on_commit(locked.video.name, locked.poster.name)
         locked.delete()
+
+
+# --- the feed as the user keeps it ---------------------------------------------------------------
+
+_UNCHANGED = object()
+
+
+def set_feed_preferences(*, user: User, mood=_UNCHANGED, personalised=_UNCHANGED) -> User:
+    """Keeps the user's mood (only kept: ranking by it comes with mood steering) and whether their
+    for_you may use personal signals (None: the default for their age). A minor whose guardian
+    keeps personalisation off cannot turn it on: 403 `guardian_control`. The guardian's control
+    is also applied when the feed is read, so a change of it made meanwhile still holds."""
+    with transaction.atomic():
+        locked = _lock_account(user)
+        if personalised is True and selectors.feed_settings_for(user=locked).personalised_locked:
+            raise guardian_control_refusal(
+                control="personalised", message="Your guardian keeps your feed unpersonalised."
+            )
+        fields = []
+        if mood is not _UNCHANGED:
+            locked.feed_mood = mood or ""
+            fields.append("feed_mood")
+        if personalised is not _UNCHANGED:
+            locked.feed_personalised = personalised
+            fields.append("feed_personalised")
+        if fields:
+            locked.save(update_fields=fields)
+    return locked
 
 
 # --- follows and blocks ---------------------------------------------------------------------------

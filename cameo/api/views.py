@@ -25,7 +25,9 @@ class CameoListCreateView(APIView):
         page = request_page(request, selectors.owned_cameos(owner=request.user), keys=["created_at", "id"])
         return Response(page_response_data(page, s.CameoSerializer(page.items, many=True).data))
 
-    @extend_schema(request=s.CameoCreateSerializer, responses={202: s.CameoSerializer, **errors(409, 422)})
+    @extend_schema(
+        request=s.CameoCreateSerializer, responses={202: s.CameoSerializer, **errors(403, 409, 422)}
+    )
     def post(self, request):
         data = s.CameoCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -40,7 +42,9 @@ class CameoDetailView(APIView):
             s.CameoSerializer(selectors.get_cameo_for(viewer=request.user, cameo_id=cameo_id)).data
         )
 
-    @extend_schema(request=s.CameoUpdateSerializer, responses={200: s.CameoSerializer, **errors(409, 422)})
+    @extend_schema(
+        request=s.CameoUpdateSerializer, responses={200: s.CameoSerializer, **errors(403, 409, 422)}
+    )
     def patch(self, request, cameo_id: str):
         cameo = selectors.get_owned_cameo(owner=request.user, cameo_id=cameo_id)
         data = s.CameoUpdateSerializer(data=request.data, partial=True)

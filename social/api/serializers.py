@@ -14,8 +14,11 @@ from rest_framework.response import Response
 from core.pagination import Page, page_response_data
 from core.serializers import IdField, StrictSerializer
 from social.media_access import signed_query
-from social.models import Post, PostStatus
+from social.models import CameoPermissionCap, Post, PostStatus
 from social.selectors import PostCard, RenderedCards
+
+# The most a guardian may let the feed serve their teen in a day.
+MAX_DAILY_SCROLL_LIMIT = 10_000
 
 
 class RegisterSerializer(StrictSerializer):
@@ -63,6 +66,37 @@ class QuotaSerializer(serializers.Serializer):
     used_today = serializers.IntegerField()
 
 
+class UserSummarySerializer(serializers.Serializer):
+    id = IdField()
+    username = serializers.CharField()
+
+
+class GuardianControlsSerializer(serializers.Serializer):
+    personalised = serializers.BooleanField(
+        help_text="false keeps the teen's for_you unpersonalised; true leaves it to the teen"
+    )
+    daily_scroll_limit = serializers.IntegerField(help_text="posts the feed serves the teen a UTC day")
+    cameo_permission_cap = serializers.ChoiceField(
+        choices=CameoPermissionCap.choices, help_text="the widest permission the teen's cameos may have"
+    )
+    remix_of_my_posts = serializers.BooleanField(help_text="whether others may remix the teen's posts")
+
+
+class GuardianControlsUpdateSerializer(StrictSerializer):
+    """The controls to change; those left out keep their value."""
+
+    personalised = serializers.BooleanField(required=False)
+    daily_scroll_limit = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_DAILY_SCROLL_LIMIT,
+        help_text="null: the default (SCROLL_LIMIT_MINOR)",
+    )
+    cameo_permission_cap = serializers.ChoiceField(choices=CameoPermissionCap.choices, required=False)
+    remix_of_my_posts = serializers.BooleanField(required=False)
+
+
 class MeSerializer(serializers.Serializer):
     id = IdField()
     username = serializers.CharField()
@@ -72,17 +106,44 @@ class MeSerializer(serializers.Serializer):
     is_minor = serializers.BooleanField()
     tier = serializers.CharField()
     quota = QuotaSerializer()
+    guardian = UserSummarySerializer(allow_null=True, help_text="a minor's guardian; null without one")
+    controls = GuardianControlsSerializer(
+        allow_null=True, help_text="a minor's guardian's controls; null without a guardian"
+    )
+
+
+class FeedPreferencesSerializer(serializers.Serializer):
+    mood = serializers.CharField(
+        allow_null=True, help_text="what the viewer is in the mood for; kept, not yet used in ranking"
+    )
+    personalised = serializers.BooleanField(help_text="whether for_you uses the viewer's personal signals")
+
+
+class FeedPreferencesUpdateSerializer(StrictSerializer):
+    mood = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=200)
+    personalised = serializers.BooleanField(
+        required=False, allow_null=True, help_text="null: the default for the viewer's age"
+    )
+
+
+class GuardianCodeSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class GuardianLinkRequestSerializer(StrictSerializer):
+    code = serializers.CharField(max_length=32)
+
+
+class GuardianLinkSerializer(serializers.Serializer):
+    teen = UserSummarySerializer()
+    controls = GuardianControlsSerializer()
 
 
 class MeUpdateSerializer(StrictSerializer):
     display_name = serializers.CharField(max_length=64, required=False, allow_blank=True)
     bio = serializers.CharField(max_length=500, required=False, allow_blank=True)
     email = serializers.EmailField(required=False, allow_blank=True)
-
-
-class UserSummarySerializer(serializers.Serializer):
-    id = IdField()
-    username = serializers.CharField()
 
 
 class UserProfileSerializer(serializers.Serializer):

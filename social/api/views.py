@@ -1,3 +1,5 @@
+import functools
+
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -16,10 +18,11 @@ from core.errors import ApiError
 from core.pagination import page_response_data, read_limit, request_page
 from core.schema import errors
 from core.throttles import WriteRateThrottle
-from social import feed, selectors, services
+from social import feed, guardians, selectors, services
 from social.api import serializers as s
 from social.api.throttles import SIGN_IN_THROTTLES, AuthRateThrottle
 from social.models import PostStatus
+from social.scroll_limit import DailyScroll, posts_on
 
 
 class RegisterView(APIView):
@@ -110,6 +113,7 @@ class LogoutView(APIView):
 
 def me_payload(user):
     quota = selectors.quota_for(user=user)
+    link = selectors.guardian_controls_for(teen=user)
     return {
         "id": user.pk,
         "username": user.username,
@@ -119,6 +123,8 @@ def me_payload(user):
         "is_minor": user.is_minor,
         "tier": user.tier,
         "quota": {"daily_limit": quota.daily_limit, "used_today": quota.used_today},
+        "guardian": None if link is None else link.guardian,
+        "controls": None if link is None else guardians.controls_of(link),
     }
 
 
@@ -207,21 +213,32 @@ class FeedView(APIView):
             OpenApiParameter("tab", str, enum=["for_you", "following"], description="default for_you"),
             *CURSOR_PAGE_PARAMETERS,
         ],
-        responses={200: s.PostPageSerializer},
+        responses={200: s.PostPageSerializer, **errors(429)},
+        description="A minor is served at most their daily number of posts (SCROLL_LIMIT_MINOR, or their "
+        "guardian's): the page that reaches it is cut short, later ones answer 429 `scroll_limit_reached` "
+        "until the next UTC midnight.",
     )
     def get(self, request):
         tab = request.query_params.get("tab") or "for_you"
         cursor = request.query_params.get("cursor")
         limit = read_limit(request.query_params)
+        viewer = request.user
+        feed_settings = selectors.feed_settings_for(user=viewer)
         if tab == "following":
             page_of = feed.following_page
         elif tab == "for_you":
-            page_of = feed.for_you_page
+            page_of = functools.partial(feed.for_you_page, personalised=feed_settings.personalised)
         else:
             raise ApiError(details={"tab": ["Must be for_you or following."]})
         # The feeds are the hottest reads: PostgreSQL renders their posts where it can.
         media_url_prefix = s.PostRendering(request).database_media_prefix()
-        page = page_of(viewer=request.user, cursor=cursor, limit=limit, media_url_prefix=media_url_prefix)
+        with DailyScroll(
+            user_id=viewer.pk, daily_limit=feed_settings.daily_scroll_limit, wanted=limit
+        ) as allowance:
+            page = page_of(
+                viewer=viewer, cursor=cursor, limit=allowance.granted, media_url_prefix=media_url_prefix
+            )
+            allowance.served = posts_on(page)
         return s.post_page_response(page, request)
 
 
@@ -339,3 +356,88 @@ class NotificationsReadView(APIView):
             user=request.user, ids=None if ids is None else [int(value) for value in ids]
         )
         return Response({"marked_read": marked})
+
+
+def feed_preferences_payload(user) -> dict:
+    feed_settings = selectors.feed_settings_for(user=user)
+    return {"mood": feed_settings.mood or None, "personalised": feed_settings.personalised}
+
+
+class FeedPreferencesView(APIView):
+    @extend_schema(responses={200: s.FeedPreferencesSerializer})
+    def get(self, request):
+        return Response(feed_preferences_payload(request.user))
+
+    @extend_schema(
+        request=s.FeedPreferencesUpdateSerializer, responses={200: s.FeedPreferencesSerializer, **errors(403)}
+    )
+    def put(self, request):
+        """`personalised` is the one in force: a minor's is off unless they turned it on, and a
+        guardian may keep it off (403 `guardian_control` to turning it on)."""
+        data = s.FeedPreferencesUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.set_feed_preferences(user=request.user, **data.validated_data)
+        return Response(feed_preferences_payload(user))
+
+
+class GuardianCodeView(APIView):
+    @extend_schema(request=None, responses={201: s.GuardianCodeSerializer, **errors(403, 409)})
+    def post(self, request):
+        """A minor's code for the adult who is to be their guardian: single use, replaces any earlier
+        one. 403 `not_a_minor`, 409 `already_has_guardian`."""
+        code = guardians.request_guardian_code(teen=request.user)
+        return Response(s.GuardianCodeSerializer(code).data, status=status.HTTP_201_CREATED)
+
+
+class GuardianLinkView(APIView):
+    throttle_classes = [WriteRateThrottle]
+    throttle_scope = "guardian_link"
+
+    @extend_schema(
+        request=s.GuardianLinkRequestSerializer,
+        responses={201: s.GuardianLinkSerializer, **errors(403, 409, 422)},
+    )
+    def post(self, request):
+        """An adult redeems a minor's code and becomes their guardian. 403 `guardian_must_be_adult`
+        or `blocked`, 422 `guardian_code_invalid` (unknown, used or expired), 409
+        `already_has_guardian`."""
+        data = s.GuardianLinkRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        link = guardians.link_guardian(guardian=request.user, code=data.validated_data["code"])
+        body = {"teen": link.teen, "controls": guardians.controls_of(link)}
+        return Response(s.GuardianLinkSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class GuardianControlsView(APIView):
+    @extend_schema(responses={200: s.GuardianControlsSerializer})
+    def get(self, request, username: str):
+        link = selectors.guardian_link_of(guardian=request.user, teen_username=username)
+        return Response(s.GuardianControlsSerializer(guardians.controls_of(link)).data)
+
+    @extend_schema(
+        request=s.GuardianControlsUpdateSerializer,
+        responses={200: s.GuardianControlsSerializer, **errors(403)},
+    )
+    def put(self, request, username: str):
+        """Sets the controls given (the others keep their value); they apply at once. 403
+        `not_a_minor` once the teen has come of age."""
+        data = s.GuardianControlsUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        link = guardians.set_controls(guardian=request.user, teen_username=username, **data.validated_data)
+        return Response(s.GuardianControlsSerializer(guardians.controls_of(link)).data)
+
+
+class GuardianTeenView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, username: str):
+        """The guardian ends the link; the teen is told."""
+        guardians.unlink_teen(guardian=request.user, teen_username=username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MyGuardianView(APIView):
+    @extend_schema(responses={204: None, **errors(404)})
+    def delete(self, request):
+        """The teen ends the link to their guardian, who is told; 404 without one."""
+        guardians.unlink_guardian(teen=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
