@@ -5,14 +5,13 @@ import threading
 
 import numpy as np
 import pytest
-from django.db import connection
 
 from cameo import services
 from cameo.identity import pad_template
 from cameo.models import Appearance, Cameo, CameoAudit, CameoStatus, Permission
-from core.errors import ApiError
 from social import services as social_services
 from social.models import Post, PostStatus
+from tests.races import Racer
 
 RACES = 1000
 
@@ -40,30 +39,6 @@ def race_material(owner, author, count):
         for post, cameo in zip(posts, cameos, strict=True)
     )
     return list(zip(posts, cameos, strict=True))
-
-
-class Racer(threading.Thread):
-    """Runs `action(item)` for each race as soon as both racers reach it, with its own connection."""
-
-    def __init__(self, items, barrier, action):
-        super().__init__()
-        self.items, self.barrier, self.action = items, barrier, action
-        self.outcomes, self.errors = [], []
-
-    def run(self):
-        try:
-            for item in self.items:
-                self.barrier.wait()
-                try:
-                    self.action(item)
-                    self.outcomes.append("ok")
-                except ApiError as refusal:
-                    self.outcomes.append(refusal.code)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
-            self.errors.append(exc)
-            self.barrier.abort()
-        finally:
-            connection.close()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,16 +8,15 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from cameo import services as cameo_services
 from cameo.identity import pad_template
 from cameo.models import Cameo, CameoStatus, Permission
-from core.errors import ApiError
 from social import guardians
 from social import services as social_services
 from social.models import GuardianLink, Post, PostStatus, User
+from tests.races import Racer
 
 RACES = 200
 
@@ -32,30 +31,6 @@ def teens_with_a_guardian(count):
     )
     GuardianLink.objects.bulk_create(GuardianLink(teen=teen, guardian=guardian) for teen in teens)
     return guardian, teens
-
-
-class Racer(threading.Thread):
-    """Runs `action(item)` for each race as soon as both racers reach it, with its own connection."""
-
-    def __init__(self, items, barrier, action):
-        super().__init__()
-        self.items, self.barrier, self.action = items, barrier, action
-        self.outcomes, self.errors = [], []
-
-    def run(self):
-        try:
-            for item in self.items:
-                self.barrier.wait()
-                try:
-                    self.action(item)
-                    self.outcomes.append("ok")
-                except ApiError as refusal:
-                    self.outcomes.append(refusal.code)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
-            self.errors.append(exc)
-            self.barrier.abort()
-        finally:
-            connection.close()
 
 
 def race(items, teen_action, guardian_action):
