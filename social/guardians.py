@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import Conflict, Forbidden, NotFound, RuleRefusal
@@ -177,6 +178,23 @@ def unlink_guardian(*, teen: User) -> None:
         if link is None:
             raise NotFound("You have no guardian.")
         _unlink(link, actor=teen)
+
+
+def end_links_of_deleted_account(user: User) -> None:
+    """An account being deleted takes its guardian links with it: the other side of each is told,
+    without an actor (the account is gone with its notifications' rows), and the teen's trail
+    keeps the end while the teen's account lives. Inside `delete_account`'s transaction."""
+    links = GuardianLink.objects.select_related("teen", "guardian").filter(
+        Q(teen_id=user.pk) | Q(guardian_id=user.pk)
+    )
+    for link in links:
+        other, role = (link.guardian, "guardian") if link.teen_id == user.pk else (link.teen, "teen")
+        _record(link, actor=user, action="account_deleted", before=controls_of(link), after={})
+        notify(
+            user=other,
+            kind=NotificationKind.GUARDIAN_UNLINKED,
+            data={"role": role, "by": user.username, "reason": "account_deleted"},
+        )
 
 
 def _unlink(link: GuardianLink, *, actor: User) -> None:

@@ -96,6 +96,9 @@ def delete_account(*, user: User) -> None:
         _take_back_counters_fed_by(locked.pk)
         posts = list(Post.objects.filter(author=locked).values_list("pk", "video", "poster"))
         hooks.run_posts_leaving([post_id for post_id, _video, _poster in posts])
+        from social.guardians import end_links_of_deleted_account
+
+        end_links_of_deleted_account(locked)
         files = [name for _post_id, *names in posts for name in names]
         from social.exports import stored_file_names_of
 

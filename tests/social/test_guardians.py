@@ -18,6 +18,7 @@ from social.models import (
     GuardianCode,
     GuardianLink,
     Notification,
+    NotificationKind,
     Post,
 )
 from social.services import block_user, follow_user
@@ -341,3 +342,24 @@ def test_the_schema_documents_the_guardian_endpoints(auth_client):
     for (path, method), expected in statuses.items():
         assert expected <= set(paths[path][method]["responses"]), (path, method)
     assert "Retry-After" in paths["/api/v1/feed"]["get"]["responses"]["429"]["headers"]
+
+
+@pytest.mark.parametrize("deleted", ["teen", "parent"])
+def test_deleting_either_account_tells_the_other_side(teen, parent, deleted):
+    from social.services import delete_account
+
+    link(parent, teen)
+    gone, other = (teen, parent) if deleted == "teen" else (parent, teen)
+    delete_account(user=gone)
+    told = kinds_of(other, NotificationKind.GUARDIAN_UNLINKED)
+    assert len(told) == 1 and told[0].actor_id is None
+    assert told[0].data == {
+        "role": "guardian" if other == parent else "teen",
+        "by": gone.username,
+        "reason": "account_deleted",
+    }
+    assert not GuardianLink.objects.exists()
+    if deleted == "parent":
+        # The teen's trail keeps the end, and the teen may ask another adult.
+        assert GuardianAudit.objects.filter(teen=teen, action="account_deleted").exists()
+        assert client_for(teen).post("/api/v1/me/guardian-code").status_code == 201
