@@ -218,10 +218,10 @@ def report_shot_progress(*, shot_id: int, attempt: int, progress: float) -> bool
         ).update(progress=progress, heartbeat_at=now)
         if not updated:
             return False
-        generation_id = GenerationShot.objects.values_list("generation_id", flat=True).get(pk=shot_id)
-        overall = _update_progress(generation_id)
-        Generation.objects.filter(pk=generation_id).update(heartbeat_at=now)
-        user_id = Generation.objects.values_list("user_id", flat=True).get(pk=generation_id)
+        generation_id, user_id = GenerationShot.objects.values_list(
+            "generation_id", "generation__user_id"
+        ).get(pk=shot_id)
+        overall = _update_progress(generation_id, heartbeat_at=now)
         push_to_user(
             user_id, {"type": "generation.progress", "id": str(generation_id), "progress": round(overall, 3)}
         )
@@ -272,13 +272,16 @@ def complete_shot(
     return True
 
 
-def _update_progress(generation_id: int) -> float:
-    """The storyboard's progress: SHOTS_SHARE of its shots' average."""
+def _update_progress(generation_id: int, **also) -> float:
+    """The storyboard's progress: SHOTS_SHARE of its shots' average (with `also`, other fields of
+    the same row, in the same statement)."""
     from generation.services import SHOTS_SHARE
 
     average = GenerationShot.objects.filter(generation_id=generation_id).aggregate(value=Avg("progress"))
     overall = SHOTS_SHARE * float(average["value"] or 0.0)
-    Generation.objects.filter(pk=generation_id, status=GenerationStatus.RUNNING).update(progress=overall)
+    Generation.objects.filter(pk=generation_id, status=GenerationStatus.RUNNING).update(
+        progress=overall, **also
+    )
     return overall
 
 

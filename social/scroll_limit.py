@@ -50,10 +50,11 @@ class DailyScroll:
 
         with DailyScroll(user_id=..., daily_limit=..., wanted=limit) as allowance:
             page = ...(limit=allowance.granted)
-            allowance.served = posts_on(page)
+            allowance.record(page)
 
     Entering reserves `wanted` posts (429 when none remain today); leaving gives back what was not
-    served. Without a `daily_limit` (adults) it grants what is wanted and counts nothing."""
+    served. Without a `daily_limit` (adults) it grants what is wanted and counts nothing: their
+    pages are not even looked at."""
 
     def __init__(self, *, user_id: int, daily_limit: int | None, wanted: int):
         self.user_id = user_id
@@ -85,6 +86,11 @@ class DailyScroll:
                 details={"daily_limit": self.daily_limit},
             )
         return self
+
+    def record(self, page: Page) -> None:
+        """The page served, counted only while posts are reserved for it."""
+        if self._key is not None:
+            self.served = posts_on(page)
 
     def __exit__(self, *exc_info) -> None:
         if self._key is not None:

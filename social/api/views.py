@@ -22,7 +22,7 @@ from social import feed, guardians, selectors, services
 from social.api import serializers as s
 from social.api.throttles import SIGN_IN_THROTTLES, AuthRateThrottle
 from social.models import PostStatus
-from social.scroll_limit import DailyScroll, posts_on
+from social.scroll_limit import DailyScroll
 
 
 class RegisterView(APIView):
@@ -223,13 +223,13 @@ class FeedView(APIView):
         cursor = request.query_params.get("cursor")
         limit = read_limit(request.query_params)
         viewer = request.user
+        if tab not in ("for_you", "following"):
+            raise ApiError(details={"tab": ["Must be for_you or following."]})
         feed_settings = selectors.feed_settings_for(user=viewer)
         if tab == "following":
             page_of = feed.following_page
-        elif tab == "for_you":
-            page_of = functools.partial(feed.for_you_page, personalised=feed_settings.personalised)
         else:
-            raise ApiError(details={"tab": ["Must be for_you or following."]})
+            page_of = functools.partial(feed.for_you_page, personalised=feed_settings.personalised)
         # The feeds are the hottest reads: PostgreSQL renders their posts where it can.
         media_url_prefix = s.PostRendering(request).database_media_prefix()
         with DailyScroll(
@@ -238,7 +238,7 @@ class FeedView(APIView):
             page = page_of(
                 viewer=viewer, cursor=cursor, limit=allowance.granted, media_url_prefix=media_url_prefix
             )
-            allowance.served = posts_on(page)
+            allowance.record(page)
         return s.post_page_response(page, request)
 
 
