@@ -61,9 +61,16 @@ def test_a_cameo_widened_while_the_cap_is_lowered_ends_under_the_cap():
         )
         for teen in teens
     )
+
+    def widen(item):
+        teen, cameo, index = item
+        # The edit is quicker than the change of controls: staggered, it also comes after it.
+        time.sleep(index % 8 * 0.001)
+        cameo_services.update_cameo(actor=teen, cameo=cameo, permission=Permission.MUTUALS)
+
     outcomes = race(
-        list(zip(teens, cameos, strict=True)),
-        lambda item: cameo_services.update_cameo(actor=item[0], cameo=item[1], permission=Permission.MUTUALS),
+        [(teen, cameo, index) for index, (teen, cameo) in enumerate(zip(teens, cameos, strict=True))],
+        widen,
         lambda item: guardians.set_controls(
             guardian=guardian, teen_username=item[0].username, cameo_permission_cap="approved"
         ),
